@@ -1,0 +1,196 @@
+// The model directory contract (DESIGN.md section 3, docs/model-format.md).
+// The engine learns everything about a model from model.json: adding a model never needs
+// engine code, adding a family does. The Python exporter (models/dlm/manifest.py) writes
+// exactly this shape; a test round-trips it.
+import { readFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+export const MANIFEST_FORMAT = 'dlm-serve.model/1';
+
+export const FAMILIES = ['mdlm', 'duo', 'bd3lm', 'e2d2', 'asarm', 'ar'] as const;
+export type Family = (typeof FAMILIES)[number];
+
+/** Graph roles each family needs; the engine refuses a manifest that lacks one. */
+export const REQUIRED_GRAPHS: Record<Family, readonly string[]> = {
+  mdlm: ['denoiser'],
+  duo: ['denoiser'],
+  bd3lm: ['block'],
+  e2d2: ['encoder', 'decoder'],
+  asarm: ['asarm'],
+  ar: ['lm'],
+};
+
+const tokenId = z.number().int().nonnegative();
+
+const GraphSchema = z.object({
+  /** ONNX file, relative to the model directory. */
+  file: z.string().min(1),
+  /** Input names in the graph, from the stable set in docs/model-format.md. */
+  inputs: z.array(z.string().min(1)).min(1),
+  /** Output names in the graph. */
+  outputs: z.array(z.string().min(1)).min(1),
+});
+
+const ArchitectureSchema = z
+  .object({
+    d_model: z.number().int().positive(),
+    n_layers: z.number().int().positive(),
+    n_heads: z.number().int().positive(),
+    head_dim: z.number().int().positive(),
+    /** Parameters, for cards and FLOP/s accounting. */
+    n_params: z.number().int().positive().optional(),
+  })
+  // Families add their own sizes (cond_dim, encoder/decoder layer split, ...).
+  .catchall(z.unknown());
+
+const NoiseSchema = z.object({
+  /** masked: absorbing [MASK] state (MDLM, BD3-LM, E2D2); uniform: uniform prior (Duo). */
+  type: z.enum(['masked', 'uniform']),
+  schedule: z.enum(['loglinear']),
+  /** Smallest noise level the schedule reaches, as in MDLM's LogLinearNoise(eps). */
+  eps: z.number().nonnegative().default(1e-3),
+});
+
+const DefaultsSchema = z
+  .object({
+    sampler: z.string(),
+    steps: z.number().int().positive(),
+    temperature: z.number().nonnegative(),
+    top_p: z.number().gt(0).lte(1),
+    top_k: z.number().int().nonnegative(),
+    block_size: z.number().int().positive(),
+    max_tokens: z.number().int().positive(),
+    speculative_k: z.number().int().positive(),
+  })
+  .partial()
+  .catchall(z.unknown());
+
+export const ManifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  name: z.string().min(1),
+  family: z.enum(FAMILIES),
+  description: z.string().optional(),
+  tokenizer: z.string().min(1).default('tokenizer.json'),
+  /** Size of the logits' last axis (tokenizer vocabulary plus any extra ids such as [MASK]). */
+  vocab_size: z.number().int().positive(),
+  /** Longest sequence (prompt + canvas) the network was trained on; positions beyond it are never fed. */
+  max_length: z.number().int().positive(),
+  special_tokens: z.object({
+    mask: tokenId.nullable().default(null),
+    bos: tokenId.nullable().default(null),
+    eos: tokenId.nullable().default(null),
+    pad: tokenId.nullable().default(null),
+  }),
+  architecture: ArchitectureSchema,
+  /** Whether the network reads sigma (Duo does; released MDLM and BD3-LM zero it). */
+  time_conditioning: z.boolean().default(false),
+  noise: NoiseSchema.optional(),
+  /** LDDM: the graph takes latent_in and returns latent_out, [B, L, latent_dim]. */
+  loopholing: z.object({ latent_dim: z.number().int().positive() }).optional(),
+  /** Block families: the block size trained, and the sizes a request may pick. */
+  block: z
+    .object({
+      size: z.number().int().positive(),
+      sizes: z.array(z.number().int().positive()).min(1),
+    })
+    .optional(),
+  graphs: z.record(z.string(), GraphSchema),
+  /** Sampler names this model supports; the first is the default unless defaults.sampler says otherwise. */
+  samplers: z.array(z.string().min(1)).min(1),
+  defaults: DefaultsSchema.default({}),
+  /**
+   * Chat template: a string with {{role}} / {{content}} per message, see tokenizer/chat.ts.
+   * Absent: the default template there.
+   */
+  chat_template: z
+    .object({
+      message: z.string(),
+      generation_prompt: z.string(),
+      separator: z.string().default(''),
+    })
+    .optional(),
+  /** Where the weights came from: training run, conversion, card. Free-form, for people. */
+  provenance: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type Manifest = z.infer<typeof ManifestSchema>;
+export type GraphSpec = z.infer<typeof GraphSchema>;
+
+export class ManifestError extends Error {
+  constructor(
+    message: string,
+    /** Dotted path of the offending field, when one field is to blame. */
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'ManifestError';
+  }
+}
+
+/** A validated manifest plus the absolute paths the engine and server open. */
+export interface ModelDir {
+  dir: string;
+  manifest: Manifest;
+  tokenizerPath: string;
+  graphPaths: Record<string, string>;
+}
+
+/** Validate parsed JSON as a manifest; throws ManifestError naming the first bad field. */
+export function parseManifest(json: unknown): Manifest {
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.map(String).join('.');
+    throw new ManifestError(`model.json: ${field || '(root)'}: ${issue.message}`, field || undefined);
+  }
+  const m = parsed.data;
+  for (const role of REQUIRED_GRAPHS[m.family]) {
+    if (!m.graphs[role]) {
+      throw new ManifestError(`model.json: graphs.${role}: family ${m.family} needs a '${role}' graph`, `graphs.${role}`);
+    }
+  }
+  const needsNoise = m.family === 'mdlm' || m.family === 'duo' || m.family === 'bd3lm' || m.family === 'e2d2';
+  if (needsNoise && !m.noise) {
+    throw new ManifestError(`model.json: noise: family ${m.family} needs a noise schedule`, 'noise');
+  }
+  if (m.noise?.type === 'masked' && m.special_tokens.mask === null) {
+    throw new ManifestError('model.json: special_tokens.mask: masked diffusion needs a [MASK] id', 'special_tokens.mask');
+  }
+  if ((m.family === 'bd3lm' || m.family === 'e2d2') && !m.block) {
+    throw new ManifestError(`model.json: block: family ${m.family} needs block sizes`, 'block');
+  }
+  for (const [name, id] of Object.entries(m.special_tokens)) {
+    if (id !== null && id >= m.vocab_size) {
+      throw new ManifestError(`model.json: special_tokens.${name}: id ${id} is outside vocab_size ${m.vocab_size}`, `special_tokens.${name}`);
+    }
+  }
+  return m;
+}
+
+/** Read and validate DIR/model.json and check that every file it names is there. */
+export function loadModelDir(dir: string): ModelDir {
+  const abs = resolve(dir);
+  const manifestPath = join(abs, 'model.json');
+  if (!existsSync(manifestPath)) {
+    throw new ManifestError(`no model.json in ${abs}: a model directory holds model.json, its .onnx graphs and tokenizer.json`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  } catch (err) {
+    throw new ManifestError(`${manifestPath}: not valid JSON (${(err as Error).message})`);
+  }
+  const manifest = parseManifest(json);
+  const tokenizerPath = join(abs, manifest.tokenizer);
+  if (!existsSync(tokenizerPath)) {
+    throw new ManifestError(`model.json: tokenizer: ${tokenizerPath} does not exist`, 'tokenizer');
+  }
+  const graphPaths: Record<string, string> = {};
+  for (const [role, g] of Object.entries(manifest.graphs)) {
+    const p = join(abs, g.file);
+    if (!existsSync(p)) throw new ManifestError(`model.json: graphs.${role}.file: ${p} does not exist`, `graphs.${role}.file`);
+    graphPaths[role] = p;
+  }
+  return { dir: abs, manifest, tokenizerPath, graphPaths };
+}

@@ -1,0 +1,167 @@
+// Messages between the server (API process) and the engine (its own process).
+// Framed as msgpack (msgpackr) over a pipe; see engine/ipc.ts. The server speaks text and
+// client ids; the engine speaks token ids and its own sequence ids. Nothing here imports the
+// server, and the server imports only this file, manifest.ts and the engine's client.
+
+/** Engine-side settings of one sequence, already validated and with defaults filled in. */
+export interface GenerationParams {
+  /** Most tokens to generate (completion tokens). */
+  maxTokens: number;
+  /** Sampler name; one of ModelInfo.samplers. */
+  sampler: string;
+  /** Denoising steps: per window for whole-sequence models, per block for block models. */
+  steps: number;
+  temperature: number;
+  /** Nucleus mass in (0, 1]; 1 = off. */
+  topP: number;
+  /** Keep the k most likely tokens; 0 = off. */
+  topK: number;
+  /** Seed of the sequence's RNG: the same seed and settings give the same tokens. */
+  seed: number;
+  /** Keep generating past EOS, to exactly maxTokens (as vLLM's ignore_eos). */
+  ignoreEos: boolean;
+  /** Token ids that end the sequence (EOS unless ignoreEos; plus any the server adds). */
+  stopTokenIds: number[];
+  /** Send a `step` message after every denoising step. */
+  streamSteps: boolean;
+  /** Block families: tokens per block. Whole-sequence families: window length, if set. */
+  blockSize?: number;
+  /** Fast-dLLM: unmask every position whose confidence exceeds this. */
+  confidenceThreshold?: number;
+  /** ReMDM remasking on masked models. */
+  remasking?: RemaskingParams;
+  /** ASSD: tokens drafted per call. */
+  speculativeK?: number;
+  /** Family- or sampler-specific extras that the engine validated. */
+  extra?: Record<string, number | string | boolean>;
+}
+
+export interface RemaskingParams {
+  schedule: 'cap' | 'rescale' | 'conf' | 'loop';
+  /** Remasking strength (ReMDM's eta). */
+  eta: number;
+  /** loop schedule: the window of time [tOn, tOff] in which remasking runs. */
+  tOn?: number;
+  tOff?: number;
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  /** Network calls made for this sequence (a batched call counts once per sequence in it). */
+  nfe: number;
+  /** Prompt tokens served from the shared cache instead of recomputed. */
+  cachedTokens: number;
+}
+
+export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
+
+/** What the server needs to validate requests before they reach the engine. */
+export interface ModelInfo {
+  name: string;
+  family: string;
+  vocabSize: number;
+  maxLength: number;
+  maskId: number | null;
+  eosId: number | null;
+  samplers: string[];
+  /** Defaults applied where a request leaves a setting out. */
+  defaults: Omit<GenerationParams, 'seed' | 'stopTokenIds' | 'streamSteps'>;
+  /** Limits the server checks (inclusive). */
+  limits: {
+    maxSteps: number;
+    blockSizes: number[] | null;
+    maxSpeculativeK: number | null;
+  };
+  device: string;
+}
+
+// ---- server -> engine ----
+
+export interface GenerateMsg {
+  type: 'generate';
+  /** Engine sequence id, unique for the engine's lifetime; chosen by the server. */
+  id: number;
+  prompt: number[];
+  params: GenerationParams;
+}
+
+export interface CancelMsg {
+  type: 'cancel';
+  id: number;
+}
+
+/** Ask for a stats message now (metrics scrape). */
+export interface StatsRequestMsg {
+  type: 'stats';
+}
+
+export interface ShutdownMsg {
+  type: 'shutdown';
+}
+
+export type ToEngine = GenerateMsg | CancelMsg | StatsRequestMsg | ShutdownMsg;
+
+// ---- engine -> server ----
+
+export interface ReadyMsg {
+  type: 'ready';
+  model: ModelInfo;
+}
+
+/**
+ * Tokens that are final: they will not change again, in order, appended to the sequence's
+ * output. Diffusion finalises a block (or a decoded prefix) at a time, so one message may
+ * carry many tokens.
+ */
+export interface CommitMsg {
+  type: 'commit';
+  id: number;
+  tokens: number[];
+}
+
+/** The canvas after a denoising step (only when params.streamSteps). */
+export interface StepMsg {
+  type: 'step';
+  id: number;
+  step: number;
+  /** Absolute position of canvas[0] among the generated tokens. */
+  offset: number;
+  /** Token ids on the canvas; maskId where still masked. */
+  canvas: number[];
+}
+
+export interface DoneMsg {
+  type: 'done';
+  id: number;
+  reason: FinishReason;
+  usage: Usage;
+}
+
+export interface ErrorMsg {
+  type: 'error';
+  /** Sequence id, or null for an engine-wide failure. */
+  id: number | null;
+  code: string;
+  message: string;
+}
+
+export interface StatsMsg {
+  type: 'stats';
+  /** Sequences admitted but waiting for a slot. */
+  queued: number;
+  /** Sequences being decoded. */
+  running: number;
+  /** Bytes held in the KV / encoder cache pool, and its budget. */
+  cacheBytes: number;
+  cacheBudgetBytes: number;
+  /** Network calls and tokens since start (counters). */
+  nfeTotal: number;
+  tokensTotal: number;
+  /** Durations of network calls since the last stats message, in seconds (for histograms). */
+  stepSeconds: number[];
+  /** Batch sizes of those calls. */
+  batchSizes: number[];
+}
+
+export type FromEngine = ReadyMsg | CommitMsg | StepMsg | DoneMsg | ErrorMsg | StatsMsg;
