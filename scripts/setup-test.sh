@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash models/setup.sh
-npm ci --no-audit --no-fund
+# npm ci rejects this lock file (npm 11 wants lock entries for optional native addons of other
+# platforms, msgpackr-extract-darwin-*); npm install honours the same lock and installs the same tree.
+npm install --no-audit --no-fund
