@@ -20,7 +20,8 @@
 #   --print-env       print only `export LD_LIBRARY_PATH=...` adding the folders where CUDA
 #                     libraries were found off the loader's path (for eval)
 # exit: 0 ready; 1 usage, version or integrity error; 3 provider installed but CUDA libraries
-#       missing; 4 (--check) provider not installed or not matching.
+#       missing or off the loader's path; 4 (--check) provider not installed or not matching.
+#       --print-env exits 0 whatever it found.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -294,8 +295,8 @@ if [[ -n "$ld_add" ]]; then
   say "  export LD_LIBRARY_PATH=${ld_add}\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
   say "  (or: eval \"\$(bash scripts/install-cuda.sh --print-env)\")"
 fi
-if [[ ${#missing[@]} -gt 0 ]]; then
-  say "missing for --device cuda: ${missing[*]}"
+if [[ ${#missing[@]} -gt 0 || -n "$ld_add" ]]; then
+  [[ ${#missing[@]} -gt 0 ]] && say "missing for --device cuda: ${missing[*]}"
   [[ $provider_ok == 1 ]] && exit 3 || exit 4
 fi
 [[ $provider_ok == 1 ]] || exit 4
