@@ -17,6 +17,7 @@
 #                     env DLM_ORT_PACKAGE)
 #   --skip-lib-check  install only; do not look for the CUDA libraries (image builds, where the
 #                     libraries come from another stage)
+#   --skip-driver     do not require libcuda.so.1 (image builds: the driver is mounted at run time)
 #   --print-env       print only `export LD_LIBRARY_PATH=...` adding the folders where CUDA
 #                     libraries were found off the loader's path (for eval)
 # exit: 0 ready; 1 usage, version or integrity error; 3 provider installed but CUDA libraries
@@ -54,6 +55,7 @@ from=""
 cache="${ROOT}/.work/cuda-provider"
 ort_pkg="${DLM_ORT_PACKAGE:-${ROOT}/node_modules/onnxruntime-node}"
 lib_check=1
+driver_check=1
 print_env=0
 
 die() { echo "install-cuda: error: $*" >&2; exit 1; }
@@ -66,6 +68,7 @@ while [[ $# -gt 0 ]]; do
     --cache) [[ $# -ge 2 ]] || die "--cache needs a directory"; cache="$2"; shift ;;
     --ort-package) [[ $# -ge 2 ]] || die "--ort-package needs a directory"; ort_pkg="$2"; shift ;;
     --skip-lib-check) lib_check=0 ;;
+    --skip-driver) driver_check=0 ;;
     --print-env) print_env=1; mode=check ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -281,7 +284,7 @@ report_lib() {
 say "CUDA libraries the provider loads:"
 for spec in "${REQUIRED_LIBS[@]}"; do report_lib "$spec" 1; done
 for spec in "${OPTIONAL_LIBS[@]}"; do report_lib "$spec" 0; done
-report_lib "${DRIVER_LIB}|NVIDIA driver: installed with the GPU driver (in containers, mounted by the NVIDIA container toolkit), not with CUDA||" 2
+[[ $driver_check == 0 ]] || report_lib "${DRIVER_LIB}|NVIDIA driver: installed with the GPU driver (in containers, mounted by the NVIDIA container toolkit), not with CUDA||" 2
 
 # De-duplicated folders to add to LD_LIBRARY_PATH, in the order found.
 ld_add=""
