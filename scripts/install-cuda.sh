@@ -18,6 +18,8 @@
 #   --skip-lib-check  install only; do not look for the CUDA libraries (image builds, where the
 #                     libraries come from another stage)
 #   --skip-driver     do not require libcuda.so.1 (image builds: the driver is mounted at run time)
+#   --fetch-only      download, verify and unpack the provider into the cache, keep the npm
+#                     tarball there, print the unpacked folder, and change nothing else
 #   --print-env       print only `export LD_LIBRARY_PATH=...` adding the folders where CUDA
 #                     libraries were found off the loader's path (for eval)
 # exit: 0 ready; 1 usage, version or integrity error; 3 provider installed but CUDA libraries
@@ -70,6 +72,7 @@ while [[ $# -gt 0 ]]; do
     --skip-lib-check) lib_check=0 ;;
     --skip-driver) driver_check=0 ;;
     --print-env) print_env=1; mode=check ;;
+    --fetch-only) mode=fetch ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -172,7 +175,9 @@ installed_state() {
 }
 
 provider_ok=0
-if [[ $mode == install ]]; then
+keep_tgz=0
+[[ $mode == fetch ]] && keep_tgz=1
+if [[ $mode == install || $mode == fetch ]]; then
   if [[ -n "$from" ]]; then
     if [[ -d "$from" ]]; then src="$(verify_provider_dir "$from")"
     elif [[ -f "$from" ]]; then src="$(verify_provider_dir "$(unpack_tarball "$from")")"
@@ -187,7 +192,11 @@ if [[ $mode == install ]]; then
     tgz_name="$(cd "$cache" && npm pack --silent "${PROVIDER_PKG}@${provider_version}" 2>/dev/null | tail -n1)"
     [[ -n "$tgz_name" && -f "${cache}/${tgz_name}" ]] || die "npm pack ${PROVIDER_PKG}@${provider_version} failed"
     src="$(verify_provider_dir "$(unpack_tarball "${cache}/${tgz_name}")")"
-    rm -f "${cache}/${tgz_name}"
+    [[ $keep_tgz == 1 ]] || rm -f "${cache}/${tgz_name}"
+  fi
+  if [[ $mode == fetch ]]; then
+    echo "$src"
+    exit 0
   fi
   copied=0
   for f in libonnxruntime_providers_shared.so libonnxruntime_providers_cuda.so; do
