@@ -285,7 +285,7 @@ test('every DLM_* setting the images and manifests pass is one the server reads,
   const c = obj(arr(obj(obj(obj(dep.spec, 'spec').template, 'template').spec, 'pod').containers, 'containers')[0], 'container');
   for (const e of arr(c.env, 'env')) names.add(String(obj(e, 'env').name));
   for (const n of names) {
-    if (!(n === 'PORT' || n.startsWith('DLM_'))) continue; // NODE_ENV, HOME, NVIDIA_*: not the server's
+    if (!(n === 'PORT' || n === 'HOST' || n === 'LOG_LEVEL' || n.startsWith('DLM_'))) continue; // NODE_ENV, HOME, NVIDIA_*: not the server's
     assert.ok(source.includes(n), `the server reads no ${n}`);
   }
   assert.ok(source.includes('vllm:num_requests_waiting'), 'the server exports no vllm:num_requests_waiting');
