@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import type { Device } from '../engine/api.js';
 import { DeviceUnavailableError } from '../engine/device-check.js';
-import { openDeviceSession } from '../engine/device-session.js';
+import { executionProvidersFor, openDeviceSession } from '../engine/device-session.js';
 import { loadModelDir } from '../engine/manifest.js';
 
 const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
@@ -33,6 +33,12 @@ interface BatchResult {
   outputBytes: number;
   /** 2 x parameters x positions / time, when the manifest gives n_params. */
   tflops?: number;
+  /**
+   * GPU devices: median ms of the same call with every output left on the device
+   * (preferredOutputLocation 'gpu-buffer'), and the share of the call the copy to the host took.
+   */
+  residentMs?: number;
+  transferShare?: number;
 }
 
 interface GraphResult {
@@ -43,6 +49,8 @@ interface GraphResult {
   /** Largest |device - cpu| over float outputs at batch 1, and the tolerance it was held to. */
   maxAbsDiff?: number;
   tolerance?: number;
+  /** Why device-resident outputs could not be timed, when they could not. */
+  residentError?: string;
   batches: BatchResult[];
 }
 
@@ -138,6 +146,20 @@ function outputBytes(out: ort.InferenceSession.OnnxValueMapType): number {
   return bytes;
 }
 
+async function medianMs(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, runs: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs + 2; i++) {
+    const t0 = process.hrtime.bigint();
+    const out = await session.run(feeds);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    // Device-resident outputs hold GPU memory until disposed; host ones are plain arrays.
+    for (const v of Object.values(out)) (v as ort.Tensor).dispose?.();
+    if (i >= 2) times.push(ms); // the first two calls warm up kernels and allocators
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1]!;
+}
+
 async function probeGraph(
   target: GraphTarget,
   device: Device,
@@ -159,23 +181,33 @@ async function probeGraph(
         return result;
       }
     }
+    // The same graph with every output left on the device: what a step costs without the copy.
+    let resident: ort.InferenceSession | undefined;
+    if (device !== 'cpu') {
+      try {
+        resident = await ort.InferenceSession.create(target.path, { executionProviders: executionProvidersFor(device), preferredOutputLocation: 'gpu-buffer' });
+      } catch (err) {
+        result.residentError = (err as Error).message.split('\n')[0];
+      }
+    }
     for (const batch of opts.batches) {
       const feeds = makeFeeds(session, batch, opts.length, opts.vocab);
-      let bytes = 0;
-      for (let i = 0; i < 2; i++) bytes = outputBytes(await session.run(feeds));
-      const times: number[] = [];
-      for (let i = 0; i < opts.runs; i++) {
-        const t0 = process.hrtime.bigint();
-        await session.run(feeds);
-        times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      }
-      times.sort((a, b) => a - b);
-      const medianMs = times[times.length >> 1]!;
+      const bytes = outputBytes(await session.run(feeds));
+      const ms = await medianMs(session, feeds, opts.runs);
       const positions = batch * opts.length;
-      const row: BatchResult = { batch, length: opts.length, medianMs, positionsPerSec: positions / (medianMs / 1e3), outputBytes: bytes };
-      if (opts.nParams) row.tflops = (2 * opts.nParams * positions) / (medianMs / 1e3) / 1e12;
+      const row: BatchResult = { batch, length: opts.length, medianMs: ms, positionsPerSec: positions / (ms / 1e3), outputBytes: bytes };
+      if (opts.nParams) row.tflops = (2 * opts.nParams * positions) / (ms / 1e3) / 1e12;
+      if (resident && !result.residentError) {
+        try {
+          row.residentMs = await medianMs(resident, feeds, opts.runs);
+          row.transferShare = Math.max(0, 1 - row.residentMs / ms);
+        } catch (err) {
+          result.residentError = (err as Error).message.split('\n')[0];
+        }
+      }
       result.batches.push(row);
     }
+    await resident?.release();
     result.ok = true;
   } catch (err) {
     result.error = (err as Error).message.split('\n')[0];
@@ -222,10 +254,13 @@ async function main(): Promise<void> {
     for (const r of results) {
       const diff = r.maxAbsDiff === undefined ? '' : ` max|dev-cpu| ${r.maxAbsDiff.toExponential(2)}`;
       process.stdout.write(`${device} ${r.role} (${r.file}): ${r.ok ? 'ok' : `FAILED: ${r.error}`}${diff}\n`);
+      if (r.residentError) process.stdout.write(`  outputs left on the device: not measured (${r.residentError})\n`);
       for (const b of r.batches) {
         process.stdout.write(
           `  batch ${String(b.batch).padStart(3)} x ${b.length}: ${b.medianMs.toFixed(3)} ms, ${Math.round(b.positionsPerSec)} positions/s, ` +
-            `${(b.outputBytes / 2 ** 20).toFixed(2)} MiB out${b.tflops === undefined ? '' : `, ${b.tflops.toFixed(2)} TFLOP/s`}\n`,
+            `${(b.outputBytes / 2 ** 20).toFixed(2)} MiB out${b.tflops === undefined ? '' : `, ${b.tflops.toFixed(2)} TFLOP/s`}` +
+            (b.residentMs === undefined ? '' : `; outputs left on the device: ${b.residentMs.toFixed(3)} ms (the copy out is ${(100 * b.transferShare!).toFixed(0)}% of the call)`) +
+            '\n',
         );
       }
     }
