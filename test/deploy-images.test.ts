@@ -150,6 +150,13 @@ test('GPU image: CUDA 13 runtime base with Node 20, provider installed and check
   assert.match(all(build, 'RUN').map((r) => r.getArgumentsContent()).join('\n'), /bash scripts\/install-cuda\.sh --skip-lib-check/);
   const finalRuns = all(final, 'RUN').map((r) => r.getArgumentsContent()!);
   assert.ok(finalRuns.some((r) => /^bash scripts\/install-cuda\.sh --check --skip-driver$/.test(r.trim())), 'final stage does not run the installer check');
+  // Every installer flag the image uses is one the installer has.
+  const usage = read('scripts/install-cuda.sh');
+  for (const run of [...finalRuns, ...all(build, 'RUN').map((r) => r.getArgumentsContent()!)]) {
+    for (const m of run.matchAll(/install-cuda\.sh((?: --[a-z-]+(?: [^\s&\\-][^\s&\\]*)?)+)/g)) {
+      for (const flag of m[1]!.match(/--[a-z-]+/g)!) assert.match(usage, new RegExp(`^\\s+${flag}\\)`, 'm'), `install-cuda.sh has no ${flag}`);
+    }
+  }
   // The check runs as root before USER, after the script is copied in.
   const order = final.instructions.map((i) => `${i.getKeyword()} ${i.getArgumentsContent()}`);
   const checkAt = order.findIndex((o) => o.includes('install-cuda.sh --check'));
