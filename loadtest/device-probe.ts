@@ -3,11 +3,12 @@
 // it needs only onnxruntime-node, not the engine or the server.
 //
 //   node dist/loadtest/device-probe.js --device cuda --model models/zoo/tiny-mdlm [--batch 1,8,32,64]
-//     [--length 128] [--runs 10] [--json]
+//     [--length 128] [--runs 10] [--json | --json-out FILE] [--peak-tf32 TFLOPS --peak-fp16 TFLOPS]
+// The peaks (dense, the GPU's datasheet) turn achieved TFLOP/s into a share of what the GPU can do.
 //
 // Exit codes: 0 all graphs ran and matched the CPU; 1 usage; 2 the device is not usable here
 // (the message says which piece is missing); 3 a graph failed or disagreed with the CPU.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -33,6 +34,8 @@ interface BatchResult {
   outputBytes: number;
   /** 2 x parameters x positions / time, when the manifest gives n_params. */
   tflops?: number;
+  /** tflops as a share of the device's peak for the graph's precision, when given. */
+  peakShare?: number;
   /**
    * GPU devices: median ms of the same call with every output left on the device
    * (preferredOutputLocation 'gpu-buffer'), and the share of the call the copy to the host took.
@@ -163,7 +166,7 @@ async function medianMs(session: ort.InferenceSession, feeds: Record<string, ort
 async function probeGraph(
   target: GraphTarget,
   device: Device,
-  opts: { batches: number[]; length: number; runs: number; vocab: number; nParams?: number },
+  opts: { batches: number[]; length: number; runs: number; vocab: number; nParams?: number; peakTf32?: number; peakFp16?: number },
 ): Promise<GraphResult> {
   const result: GraphResult = { role: target.role, file: target.path, ok: false, batches: [] };
   const session = await openDeviceSession(target.path, device);
@@ -197,6 +200,10 @@ async function probeGraph(
       const positions = batch * opts.length;
       const row: BatchResult = { batch, length: opts.length, medianMs: ms, positionsPerSec: positions / (ms / 1e3), outputBytes: bytes };
       if (opts.nParams) row.tflops = (2 * opts.nParams * positions) / (ms / 1e3) / 1e12;
+      // fp16 graphs run on the half-precision tensor cores; fp32 ones on TF32 at best.
+      const half = [...session.inputMetadata, ...session.outputMetadata].some((m) => m.isTensor && m.type === 'float16');
+      const peak = half ? opts.peakFp16 : opts.peakTf32;
+      if (row.tflops !== undefined && peak) row.peakShare = row.tflops / peak;
       if (resident && !result.residentError) {
         try {
           row.residentMs = await medianMs(resident, feeds, opts.runs);
@@ -226,6 +233,9 @@ async function main(): Promise<void> {
       length: { type: 'string' },
       runs: { type: 'string', default: '10' },
       json: { type: 'boolean', default: false },
+      'json-out': { type: 'string' },
+      'peak-tf32': { type: 'string' },
+      'peak-fp16': { type: 'string' },
     },
   });
   const device = values.device as Device;
@@ -242,14 +252,26 @@ async function main(): Promise<void> {
   const results: GraphResult[] = [];
   for (const target of model.targets) {
     try {
-      results.push(await probeGraph(target, device, { batches, length, runs, vocab: model.vocab ?? 2, nParams: model.nParams }));
+      results.push(
+        await probeGraph(target, device, {
+          batches,
+          length,
+          runs,
+          vocab: model.vocab ?? 2,
+          nParams: model.nParams,
+          peakTf32: values['peak-tf32'] ? Number(values['peak-tf32']) : undefined,
+          peakFp16: values['peak-fp16'] ? Number(values['peak-fp16']) : undefined,
+        }),
+      );
     } catch (err) {
       if (err instanceof DeviceUnavailableError) fail(2, err.message);
       results.push({ role: target.role, file: target.path, ok: false, error: (err as Error).message.split('\n')[0], batches: [] });
     }
   }
+  const report = JSON.stringify({ device, model: values.model, results });
+  if (values['json-out']) writeFileSync(values['json-out'], report + '\n');
   if (values.json) {
-    process.stdout.write(JSON.stringify({ device, model: values.model, results }) + '\n');
+    process.stdout.write(report + '\n');
   } else {
     for (const r of results) {
       const diff = r.maxAbsDiff === undefined ? '' : ` max|dev-cpu| ${r.maxAbsDiff.toExponential(2)}`;
@@ -259,6 +281,7 @@ async function main(): Promise<void> {
         process.stdout.write(
           `  batch ${String(b.batch).padStart(3)} x ${b.length}: ${b.medianMs.toFixed(3)} ms, ${Math.round(b.positionsPerSec)} positions/s, ` +
             `${(b.outputBytes / 2 ** 20).toFixed(2)} MiB out${b.tflops === undefined ? '' : `, ${b.tflops.toFixed(2)} TFLOP/s`}` +
+            (b.peakShare === undefined ? '' : ` (${(100 * b.peakShare).toFixed(1)}% of peak)`) +
             (b.residentMs === undefined ? '' : `; outputs left on the device: ${b.residentMs.toFixed(3)} ms (the copy out is ${(100 * b.transferShare!).toFixed(0)}% of the call)`) +
             '\n',
         );

@@ -58,6 +58,14 @@ else
   gpu="none"
   echo "no nvidia-smi: no NVIDIA GPU visible"
 fi
+# Dense tensor-core peaks from NVIDIA's datasheets, TF32 and FP16/BF16, in TFLOP/s.
+peaks=()
+case "$gpu" in
+  *H100*PCIe*) peaks=(--peak-tf32 378 --peak-fp16 756) ;;
+  *H100*|*H200*) peaks=(--peak-tf32 494.7 --peak-fp16 989.4) ;;
+  *A100*) peaks=(--peak-tf32 156 --peak-fp16 312) ;;
+esac
+[[ ${#peaks[@]} -gt 0 ]] && echo "peaks for the FLOP/s share: ${peaks[*]}"
 
 unpacked="${ROOT}/.devcarry/unpacked"
 if [[ -n "$base" ]]; then
@@ -109,8 +117,10 @@ export DLM_TEST_PYTHON="${PYTHON:-python3}"
 probe() { # device model
   local device="$1" model="$2" name
   name="$(basename "$model" .onnx)"
-  node dist/loadtest/device-probe.js --device "$device" --model "$model" --batch "$batches" --runs "$runs" \
-    && node dist/loadtest/device-probe.js --device "$device" --model "$model" --batch "$batches" --runs "$runs" --json >"${out}/probe-${device}-${name}.json"
+  local extra=()
+  [[ "$device" == cpu ]] || extra=("${peaks[@]}")
+  node dist/loadtest/device-probe.js --device "$device" --model "$model" --batch "$batches" --runs "$runs" "${extra[@]}" \
+    --json-out "${out}/probe-${device}-${name}.json"
 }
 
 # --- 2. --device cuda before the provider is installed: must fail, naming what is missing ----

@@ -97,7 +97,9 @@ carries_version() {
   grep -qxF "$2" <<<"$found"
 }
 sha512_integrity() {
-  if command -v openssl >/dev/null 2>&1; then
+  if command -v node >/dev/null 2>&1; then
+    node -e 'const c=require("crypto"),f=require("fs");console.log("sha512-"+c.createHash("sha512").update(f.readFileSync(process.argv[1])).digest("base64"))' "$1"
+  elif command -v openssl >/dev/null 2>&1; then
     echo "sha512-$(openssl dgst -sha512 -binary "$1" | base64 -w0)"
   elif command -v python3 >/dev/null 2>&1; then
     python3 -c 'import base64,hashlib,sys; print("sha512-"+base64.b64encode(hashlib.sha512(open(sys.argv[1],"rb").read()).digest()).decode())' "$1"
@@ -151,7 +153,7 @@ unpack_tarball() {
   local tgz="$1" actual
   actual="$(sha512_integrity "$tgz")"
   if [[ "$actual" == unknown ]]; then
-    say "warning: neither openssl nor python3 here; the tarball's integrity is not checked" >&2
+    say "warning: no node, openssl or python3 here; the tarball's integrity is not checked" >&2
   elif [[ "$actual" != "$provider_integrity" ]]; then
     die "${tgz}: integrity ${actual:0:30}... is not the published ${PROVIDER_PKG}@${provider_version} (${provider_integrity:0:30}...)"
   fi

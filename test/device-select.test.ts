@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,4 +116,34 @@ test('device-probe on the cpu runs the graph at each batch size', () => {
   assert.deepEqual(report.results[0]!.batches.map((b) => b.batch), [1, 4]);
   // logits [B, 8, vocab] float32 leave the device on every call.
   assert.deepEqual(report.results[0]!.batches.map((b) => b.outputBytes), [1, 4].map((b) => b * 8 * DEVICE_GRAPH_VOCAB * 4));
+});
+
+test('device-probe on a model directory: every graph, FLOP/s from n_params and its share of a given peak', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dlm-probe-model-'));
+  copyFileSync(graph, join(dir, 'denoiser.onnx'));
+  writeFileSync(join(dir, 'tokenizer.json'), '{}'); // the probe never tokenizes; the manifest requires the file
+  const nParams = 5000;
+  writeFileSync(
+    join(dir, 'model.json'),
+    JSON.stringify({
+      format: 'dlm-serve.model/1',
+      name: 'probe',
+      family: 'mdlm',
+      vocab_size: DEVICE_GRAPH_VOCAB,
+      max_length: 32,
+      special_tokens: { mask: DEVICE_GRAPH_VOCAB - 1 },
+      architecture: { d_model: 16, n_layers: 1, n_heads: 1, head_dim: 16, n_params: nParams },
+      noise: { type: 'masked', schedule: 'loglinear' },
+      graphs: { denoiser: { file: 'denoiser.onnx', inputs: ['tokens'], outputs: ['logits'] } },
+      samplers: ['ddpm'],
+    }),
+  );
+  const r = spawnSync(process.execPath, [PROBE, '--device', 'cpu', '--model', dir, '--batch', '2', '--runs', '2', '--peak-tf32', '0.5', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { results: Array<{ role: string; batches: Array<{ length: number; medianMs: number; tflops: number; peakShare: number }> }> };
+  assert.deepEqual(report.results.map((g) => g.role), ['denoiser']);
+  const b = report.results[0]!.batches[0]!;
+  assert.equal(b.length, 32); // max_length from the manifest
+  assert.ok(Math.abs(b.tflops - (2 * nParams * 2 * 32) / (b.medianMs / 1e3) / 1e12) < 1e-9 * b.tflops + 1e-12);
+  assert.ok(Math.abs(b.peakShare - b.tflops / 0.5) < 1e-12);
 });
