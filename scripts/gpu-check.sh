@@ -13,7 +13,9 @@
 # usage: scripts/gpu-check.sh [--base base.tar.xz] [--provider PATH | --provider-parts 'GLOB']
 #          [--model DIR]... [--batches 1,8,32,64] [--runs 10] [--no-webgpu] [--out DIR]
 #   --provider        the npm tarball (.tgz), a pruned .tar.xz from pack-device-carry.sh, or an
-#                     unpacked provider folder; without it, an already installed provider is used
+#                     unpacked provider folder; without it, an installed provider is used, or
+#                     the provider is downloaded from npm (needs a network)
+#   --no-webgpu       skip WebGPU (e.g. in a second call that already ran it)
 #   --provider-parts  a glob of the split npm tarball's parts (joined in sorted order)
 #   --model           model directory or .onnx file (default: every models/zoo/*/model.json, else
 #                     a tiny test graph built with python3 + onnx)
@@ -162,7 +164,7 @@ if [[ $base_only == 0 ]]; then
   fi
   step "installing the CUDA provider"
   if [[ -n "$provider" ]]; then bash scripts/install-cuda.sh --from "$provider" --cache "${out}/cache"; rc=$?
-  else bash scripts/install-cuda.sh --check; rc=$?; fi
+  else bash scripts/install-cuda.sh; rc=$?; fi   # from npm, unless already installed
   if [[ $rc == 3 ]]; then
     eval "$(bash scripts/install-cuda.sh --print-env)"
     echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"

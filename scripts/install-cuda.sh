@@ -128,6 +128,18 @@ provider_version="${row%% *}"
 provider_integrity="${row#* }"
 say "onnxruntime-node ${ort_version} (${ort_bin}) needs ${PROVIDER_PKG}@${provider_version}"
 
+# --- where the installed provider stands ---------------------------------------------------
+installed_state() {
+  local f
+  for f in libonnxruntime_providers_cuda.so libonnxruntime_providers_shared.so; do
+    [[ -f "${ort_bin}/${f}" ]] || { echo "missing ${f}"; return; }
+  done
+  if ! carries_version "${ort_bin}/libonnxruntime_providers_cuda.so" "${ort_version}"; then
+    echo "mismatch: ${ort_bin}/libonnxruntime_providers_cuda.so was not built for ONNX Runtime ${ort_version}"; return
+  fi
+  echo ok
+}
+
 # Checks one unpacked provider package; prints the folder with its .so files.
 verify_provider_dir() {
   local dir="$1" pj
@@ -164,18 +176,6 @@ unpack_tarball() {
   echo "$dest"
 }
 
-# --- where the installed provider stands ---------------------------------------------------
-installed_state() {
-  local f
-  for f in libonnxruntime_providers_cuda.so libonnxruntime_providers_shared.so; do
-    [[ -f "${ort_bin}/${f}" ]] || { echo "missing ${f}"; return; }
-  done
-  if ! carries_version "${ort_bin}/libonnxruntime_providers_cuda.so" "${ort_version}"; then
-    echo "mismatch: ${ort_bin}/libonnxruntime_providers_cuda.so was not built for ONNX Runtime ${ort_version}"; return
-  fi
-  echo ok
-}
-
 provider_ok=0
 keep_tgz=0
 [[ $mode == fetch ]] && keep_tgz=1
@@ -184,6 +184,8 @@ if [[ $mode == install || $mode == fetch ]]; then
     if [[ -d "$from" ]]; then src="$(verify_provider_dir "$from")"
     elif [[ -f "$from" ]]; then src="$(verify_provider_dir "$(unpack_tarball "$from")")"
     else die "--from ${from}: no such file or directory"; fi
+  elif [[ $mode == install && "$(installed_state)" == ok ]]; then
+    src="$ort_bin"  # already in place and matching: nothing to download
   elif [[ -f "${cache}/${provider_version}/package/package.json" ]]; then
     say "using the provider already unpacked in ${cache}/${provider_version}"
     src="$(verify_provider_dir "${cache}/${provider_version}")"

@@ -148,3 +148,14 @@ test('unknown arguments are errors', () => {
   assert.equal(r.status, 1);
   assert.match(r.err, /unknown argument '--frobnicate'/);
 });
+
+test('a second install without --from finds the provider in place and downloads nothing', { skip: !linuxX64 && 'linux/x64 only' }, () => {
+  const ort = ortPackage();
+  assert.equal(run(['--ort-package', ort, '--from', providerPackage(), '--skip-lib-check']).status, 0);
+  // npm offline with an empty cache: any download attempt would fail the run.
+  const offline = { npm_config_offline: 'true', npm_config_cache: scratch() };
+  const r = run(['--ort-package', ort, '--cache', scratch(), '--skip-lib-check'], offline);
+  assert.equal(r.status, 0, r.out + r.err);
+  assert.match(r.out, /the CUDA provider is already installed/);
+  assert.doesNotMatch(r.out, /downloading/);
+});
