@@ -93,11 +93,16 @@ command -v node >/dev/null 2>&1 || { echo "gpu-check: no node: pass --base .devc
 [[ -f dist/loadtest/device-probe.js ]] || { echo "gpu-check: dist/ is not built (npm run build, or carry the base)" >&2; exit 1; }
 echo "node $(node -v)"
 
-# Vulkan loader for WebGPU: carried Debian package, unpacked into / (the loader is a plain .so).
+# Vulkan loader for WebGPU: the carried Debian package, unpacked into / (a plain .so), but only
+# as root on a machine with an NVIDIA GPU: the throwaway GPU machine, never a developer's.
 if [[ $webgpu == 1 ]] && ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
-  for deb in "${unpacked}"/debs/libvulkan1_*.deb; do
-    [[ -f "$deb" ]] && command -v dpkg >/dev/null 2>&1 && dpkg -x "$deb" / && ldconfig && echo "installed the Vulkan loader from $(basename "$deb")"
-  done
+  if [[ "$gpu" != none && $(id -u) == 0 ]]; then
+    for deb in "${unpacked}"/debs/libvulkan1_*.deb; do
+      [[ -f "$deb" ]] && command -v dpkg >/dev/null 2>&1 && dpkg -x "$deb" / && ldconfig && echo "installed the Vulkan loader from $(basename "$deb")"
+    done
+  else
+    echo "no Vulkan loader here; not installing the carried one (only done as root on a GPU machine)"
+  fi
 fi
 # The NVIDIA Vulkan driver manifest, where the container runtime mounted the driver.
 if [[ -z "${VK_DRIVER_FILES:-}" && -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]]; then
