@@ -47,6 +47,8 @@ mkdir -p "$out"
 exec > >(tee -a "${out}/log.txt") 2>&1
 failures=0
 summary=()
+# Not grep -q: it stops reading early, and under pipefail the writer's SIGPIPE fails the test.
+has_vulkan() { ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null; }
 step() { echo; echo "=== $*"; }
 record() { summary+=("$1: $2"); [[ "$2" == FAIL* ]] && failures=$((failures + 1)); return 0; }
 
@@ -95,7 +97,7 @@ echo "node $(node -v)"
 
 # Vulkan loader for WebGPU: the carried Debian package, unpacked into / (a plain .so), but only
 # as root on a machine with an NVIDIA GPU: the throwaway GPU machine, never a developer's.
-if [[ $webgpu == 1 ]] && ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+if [[ $webgpu == 1 ]] && ! has_vulkan; then
   if [[ "$gpu" != none && $(id -u) == 0 ]]; then
     for deb in "${unpacked}"/debs/libvulkan1_*.deb; do
       [[ -f "$deb" ]] && command -v dpkg >/dev/null 2>&1 && dpkg -x "$deb" / && ldconfig && echo "installed the Vulkan loader from $(basename "$deb")"
@@ -142,7 +144,7 @@ fi
 
 # --- webgpu -------------------------------------------------------------------------------
 if [[ $webgpu == 1 ]]; then
-  if ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+  if has_vulkan; then
     for m in "${models[@]}"; do
       step "webgpu: ${m}"
       if probe webgpu "$m"; then record "webgpu ${m}" ok; else record "webgpu ${m}" "FAIL (exit $?)"; fi
