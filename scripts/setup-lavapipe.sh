@@ -27,15 +27,14 @@ fi
 command -v apt-get >/dev/null && command -v dpkg >/dev/null || { say "needs apt-get and dpkg"; exit 1; }
 
 rm -rf "$DIR" && mkdir -p "${DIR}/lists/partial" "${DIR}/debs" "${DIR}/root"
-echo "deb http://deb.debian.org/debian bookworm-backports main" >"${DIR}/sources.list"
+printf '%s\n' "deb http://deb.debian.org/debian bookworm main" "deb http://deb.debian.org/debian bookworm-backports main" >"${DIR}/sources.list"
 apt_opts=(-o "Dir::Etc::sourcelist=${DIR}/sources.list" -o "Dir::Etc::sourceparts=-" -o "Dir::State::Lists=${DIR}/lists"
   -o "APT::Sandbox::User=root")
 apt-get "${apt_opts[@]}" update -qq
 (
   cd "${DIR}/debs"
-  apt-get "${apt_opts[@]}" download -qq mesa-vulkan-drivers/bookworm-backports libdrm2/bookworm-backports libdrm-amdgpu1/bookworm-backports
-  # The Vulkan loader itself is plain bookworm (from the system's own sources).
-  apt-get -o "APT::Sandbox::User=root" download -qq libvulkan1
+  apt-get "${apt_opts[@]}" download -qq mesa-vulkan-drivers/bookworm-backports libdrm2/bookworm-backports \
+    libdrm-amdgpu1/bookworm-backports libvulkan1/bookworm
 )
 for deb in "${DIR}"/debs/*.deb; do dpkg -x "$deb" "${DIR}/root"; done
 [[ -f "${LIBDIR}/libvulkan_lvp.so" && -f "${LIBDIR}/libvulkan.so.1" ]] || { say "the packages did not hold lavapipe and the loader"; exit 1; }
