@@ -100,12 +100,14 @@ function makeFeeds(session: ort.InferenceSession, batch: number, length: number,
     if (!meta.isTensor) throw new Error(`input ${meta.name} is not a tensor`);
     const dims = concreteShape(meta.shape, batch, length, Math.max(1, length >> 1));
     const n = dims.reduce((a, b) => a * b, 1);
+    // Token ids range over the vocabulary; other integers (positions, orders, offsets) over the length.
+    const range = /token|ids/i.test(meta.name) ? vocab : length;
     switch (meta.type) {
       case 'int64':
-        feeds[meta.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rand() * vocab))), dims);
+        feeds[meta.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rand() * range))), dims);
         break;
       case 'int32':
-        feeds[meta.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => Math.floor(rand() * vocab)), dims);
+        feeds[meta.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => Math.floor(rand() * range)), dims);
         break;
       case 'float32':
         feeds[meta.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => rand()), dims);
@@ -115,7 +117,8 @@ function makeFeeds(session: ort.InferenceSession, batch: number, length: number,
         feeds[meta.name] = new ort.Tensor('float16', Uint16Array.from({ length: n }, () => 0x3800 + Math.floor(rand() * 64)), dims);
         break;
       case 'bool':
-        feeds[meta.name] = new ort.Tensor('bool', new Uint8Array(n), dims);
+        // Masks: everything visible.
+        feeds[meta.name] = new ort.Tensor('bool', new Uint8Array(n).fill(1), dims);
         break;
       default:
         throw new Error(`input ${meta.name} has type ${meta.type}, which the probe cannot synthesise`);

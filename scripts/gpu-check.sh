@@ -225,6 +225,11 @@ if [[ $base_only == 0 ]]; then
   fi
 fi
 
+if compgen -G "${out}/probe-*.json" >/dev/null; then
+  step "table (README benchmarks)"
+  node dist/loadtest/device-table.js --gpu "${gpu%%,*}" "${out}"/probe-*.json | tee "${out}/table.md"
+fi
+
 step "summary (GPU: ${gpu})"
 for s in "${summary[@]}"; do echo "  $s"; done
 [[ $failures == 0 ]]
