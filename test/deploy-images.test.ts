@@ -121,7 +121,7 @@ function checkImage(path: string): Stage {
   assert.match(buildRuns, /npm run build/);
   assert.match(buildRuns, /npm prune --omit=dev/);
   const copied = all(final, 'COPY').map((c) => c.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith('--'))[0]);
-  for (const p of ['/app/dist', '/app/node_modules', '/app/package.json', '/app/models/zoo']) {
+  for (const p of ['/app/dist', '/app/node_modules', '/app/package.json', '/app/models/zoo', '/app/server/public']) {
     assert.ok(copied.includes(p), `${path}: final stage does not copy ${p}`);
   }
   return final;
