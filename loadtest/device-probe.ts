@@ -4,6 +4,7 @@
 //
 //   node dist/loadtest/device-probe.js --device cuda --model models/zoo/tiny-mdlm [--batch 1,8,32,64]
 //     [--length 128] [--runs 10] [--json | --json-out FILE] [--peak-tf32 TFLOPS --peak-fp16 TFLOPS]
+//     [--outputs a,b]   fetch only these outputs (e.g. the in-graph reductions of the logits)
 // The peaks (dense, the GPU's datasheet) turn achieved TFLOP/s into a share of what the GPU can do.
 //
 // Exit codes: 0 all graphs ran and matched the CPU; 1 usage; 2 the device is not usable here
@@ -152,11 +153,11 @@ function outputBytes(out: ort.InferenceSession.OnnxValueMapType): number {
   return bytes;
 }
 
-async function medianMs(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, runs: number): Promise<number> {
+async function medianMs(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, runs: number, fetches?: string[]): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < runs + 2; i++) {
     const t0 = process.hrtime.bigint();
-    const out = await session.run(feeds);
+    const out = fetches ? await session.run(feeds, fetches) : await session.run(feeds);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     // Device-resident outputs hold GPU memory until disposed; host ones are plain arrays.
     for (const v of Object.values(out)) (v as ort.Tensor).dispose?.();
@@ -169,7 +170,7 @@ async function medianMs(session: ort.InferenceSession, feeds: Record<string, ort
 async function probeGraph(
   target: GraphTarget,
   device: Device,
-  opts: { batches: number[]; length: number; runs: number; vocab: number; nParams?: number; peakTf32?: number; peakFp16?: number },
+  opts: { batches: number[]; length: number; runs: number; vocab: number; nParams?: number; peakTf32?: number; peakFp16?: number; fetches?: string[] },
 ): Promise<GraphResult> {
   const result: GraphResult = { role: target.role, file: target.path, ok: false, batches: [] };
   const session = await openDeviceSession(target.path, device);
@@ -198,8 +199,8 @@ async function probeGraph(
     }
     for (const batch of opts.batches) {
       const feeds = makeFeeds(session, batch, opts.length, opts.vocab);
-      const bytes = outputBytes(await session.run(feeds));
-      const ms = await medianMs(session, feeds, opts.runs);
+      const bytes = outputBytes(opts.fetches ? await session.run(feeds, opts.fetches) : await session.run(feeds));
+      const ms = await medianMs(session, feeds, opts.runs, opts.fetches);
       const positions = batch * opts.length;
       const row: BatchResult = { batch, length: opts.length, medianMs: ms, positionsPerSec: positions / (ms / 1e3), outputBytes: bytes };
       if (opts.nParams) row.tflops = (2 * opts.nParams * positions) / (ms / 1e3) / 1e12;
@@ -209,7 +210,7 @@ async function probeGraph(
       if (row.tflops !== undefined && peak) row.peakShare = row.tflops / peak;
       if (resident && !result.residentError) {
         try {
-          row.residentMs = await medianMs(resident, feeds, opts.runs);
+          row.residentMs = await medianMs(resident, feeds, opts.runs, opts.fetches);
           row.transferShare = Math.max(0, 1 - row.residentMs / ms);
         } catch (err) {
           result.residentError = (err as Error).message.split('\n')[0];
@@ -237,6 +238,7 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '10' },
       json: { type: 'boolean', default: false },
       'json-out': { type: 'string' },
+      outputs: { type: 'string' },
       'peak-tf32': { type: 'string' },
       'peak-fp16': { type: 'string' },
     },
@@ -264,6 +266,7 @@ async function main(): Promise<void> {
           nParams: model.nParams,
           peakTf32: values['peak-tf32'] ? Number(values['peak-tf32']) : undefined,
           peakFp16: values['peak-fp16'] ? Number(values['peak-fp16']) : undefined,
+          fetches: values.outputs ? values.outputs.split(',') : undefined,
         }),
       );
     } catch (err) {

@@ -128,11 +128,12 @@ if [[ ${#models[@]} -eq 0 ]]; then
 fi
 export DLM_TEST_PYTHON="${PYTHON:-python3}"
 
-probe() { # device model
+probe() { # device model [probe options...]
   local device="$1" model="$2" name
+  shift 2
   name="$(basename "$model" .onnx)"
-  local extra=()
-  [[ "$device" == cpu ]] || extra=("${peaks[@]}")
+  local extra=("$@")
+  [[ "$device" == cpu ]] || extra+=("${peaks[@]}")
   node dist/loadtest/device-probe.js --device "$device" --model "$model" --batch "$batches" --runs "$runs" "${extra[@]}" \
     --json-out "${out}/probe-${device}-${name}.json"
 }
@@ -193,6 +194,25 @@ if [[ $base_only == 0 ]]; then
     for device in cpu cuda; do
       step "${device}: ${m}"
       if probe "$device" "$m"; then record "${device} ${m}" ok; else record "${device} ${m}" "FAIL (exit $?)"; fi
+    done
+  done
+
+  # Issue 8, item 3: the same denoiser graphs with the logits reduced on the device (argmax and
+  # its log-probability per position), fetching only those: the copy a confidence sampler saves.
+  for m in "${models[@]}"; do
+    graphs=("$m")
+    [[ -d "$m" ]] && graphs=("$m"/*.onnx)
+    for g in "${graphs[@]}"; do
+      [[ -f "$g" ]] || continue
+      red="${out}/reduced-$(basename "$m" .onnx)-$(basename "$g")"
+      mask="$(${PYTHON:-python3} -c 'import json,sys; print(json.load(open(sys.argv[1]))["special_tokens"].get("mask") or "")' "$m/model.json" 2>/dev/null || true)"
+      if ${PYTHON:-python3} scripts/add-logit-reductions.py "$g" "$red" ${mask:+--exclude-id "$mask"} >/dev/null 2>&1; then
+        for device in cpu cuda; do
+          step "${device}, logits reduced in the graph: ${g}"
+          if probe "$device" "$red" --outputs logits_argmax,logits_max_logprob; then record "${device} reduced $(basename "$red")" ok
+          else record "${device} reduced $(basename "$red")" "FAIL (exit $?)"; fi
+        done
+      fi
     done
   done
 
