@@ -20,14 +20,15 @@
 #   --model           model directory or .onnx file (default: every models/zoo/*/model.json, else
 #                     a tiny test graph built with python3 + onnx)
 #   --base-only       unpack the base and run steps 1-2 (and webgpu), stop before the provider
-# Results go to --out (default: $OUT when set, else .work/gpu-check): log.txt and probe-*.json.
+# Results go to --out (default: $OUT when set, else .work/gpu-check/out): log.txt, table.md,
+# probes.json (every probe report) and server.log; scratch stays in .work/gpu-check.
 # Exit 0 when every step that ran passed; 1 otherwise. Steps that could not run say "NOT RUN".
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 base=""; provider=""; parts=""; models=(); batches="1,8,32,64"; runs=10; webgpu=1; base_only=0
-out="${OUT:-${ROOT}/.work/gpu-check}"
+out="${OUT:-${ROOT}/.work/gpu-check/out}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --base) base="$2"; shift ;;
@@ -43,7 +44,12 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-mkdir -p "$out"
+# $OUT comes back to the caller (at most 8 small files): only log.txt, probes.json, table.md and
+# server.log go there; scratch (unpacked provider, graphs, per-run reports) stays in .work/.
+# Reports of an earlier call (a --base-only one) stay, so the last call's table has them all.
+work="${ROOT}/.work/gpu-check"
+[[ -n "$base" ]] && rm -rf "${work:?}/probes"
+mkdir -p "$out" "${work}/probes"
 exec > >(tee -a "${out}/log.txt") 2>&1
 failures=0
 summary=()
@@ -120,7 +126,7 @@ if [[ ${#models[@]} -eq 0 ]]; then
   for m in models/zoo/*/model.json; do [[ -f "$m" ]] && models+=("$(dirname "$m")"); done
 fi
 if [[ ${#models[@]} -eq 0 ]]; then
-  graph="${out}/probe-graph.onnx"
+  graph="${work}/probe-graph.onnx"
   if ${PYTHON:-python3} test/fixtures/device-graph.py "$graph" 8192 256; then
     models+=("$graph")
     echo "no models/zoo model in the tree: probing a test graph (vocab 8192, width 256)"
@@ -135,7 +141,7 @@ probe() { # device model [probe options...]
   local extra=("$@")
   [[ "$device" == cpu ]] || extra+=("${peaks[@]}")
   node dist/loadtest/device-probe.js --device "$device" --model "$model" --batch "$batches" --runs "$runs" "${extra[@]}" \
-    --json-out "${out}/probe-${device}-${name}.json"
+    --json-out "${work}/probes/probe-${device}-${name}.json"
 }
 
 # --- 2. --device cuda before the provider is installed: must fail, naming what is missing ----
@@ -165,18 +171,18 @@ if [[ $base_only == 0 ]]; then
   if [[ -n "$parts" ]]; then
     step "joining the provider tarball from ${parts}"
     # shellcheck disable=SC2086 # the glob is meant to expand here
-    cat $(ls -1 $parts | sort) >"${out}/provider.tgz" && provider="${out}/provider.tgz"
+    cat $(ls -1 $parts | sort) >"${work}/provider.tgz" && provider="${work}/provider.tgz"
   fi
   if [[ -n "$provider" && "$provider" == *.tar.xz ]]; then
     step "unpacking ${provider}"
-    rm -rf "${out}/provider" && mkdir -p "${out}/provider"
-    if command -v xz >/dev/null 2>&1; then tar -xJf "$provider" -C "${out}/provider"
-    else python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' "$provider" "${out}/provider"; fi
-    [[ -f "${out}/provider/package/PRUNED.txt" ]] && cat "${out}/provider/package/PRUNED.txt"
-    provider="${out}/provider"
+    rm -rf "${work}/provider" && mkdir -p "${work}/provider"
+    if command -v xz >/dev/null 2>&1; then tar -xJf "$provider" -C "${work}/provider"
+    else python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' "$provider" "${work}/provider"; fi
+    [[ -f "${work}/provider/package/PRUNED.txt" ]] && cat "${work}/provider/package/PRUNED.txt"
+    provider="${work}/provider"
   fi
   step "installing the CUDA provider"
-  if [[ -n "$provider" ]]; then bash scripts/install-cuda.sh --from "$provider" --cache "${out}/cache"; rc=$?
+  if [[ -n "$provider" ]]; then bash scripts/install-cuda.sh --from "$provider" --cache "${work}/cache"; rc=$?
   else bash scripts/install-cuda.sh; rc=$?; fi   # from npm, unless already installed
   if [[ $rc == 3 ]]; then
     eval "$(bash scripts/install-cuda.sh --print-env)"
@@ -204,7 +210,7 @@ if [[ $base_only == 0 ]]; then
     [[ -d "$m" ]] && graphs=("$m"/*.onnx)
     for g in "${graphs[@]}"; do
       [[ -f "$g" ]] || continue
-      red="${out}/reduced-$(basename "$m" .onnx)-$(basename "$g")"
+      red="${work}/reduced-$(basename "$m" .onnx)-$(basename "$g")"
       mask="$(${PYTHON:-python3} -c 'import json,sys; print(json.load(open(sys.argv[1]))["special_tokens"].get("mask") or "")' "$m/model.json" 2>/dev/null || true)"
       if ${PYTHON:-python3} scripts/add-logit-reductions.py "$g" "$red" ${mask:+--exclude-id "$mask"} >/dev/null 2>&1; then
         for device in cpu cuda; do
@@ -245,9 +251,11 @@ if [[ $base_only == 0 ]]; then
   fi
 fi
 
-if compgen -G "${out}/probe-*.json" >/dev/null; then
+if compgen -G "${work}/probes/probe-*.json" >/dev/null; then
   step "table (README benchmarks)"
-  node dist/loadtest/device-table.js --gpu "${gpu%%,*}" "${out}"/probe-*.json | tee "${out}/table.md"
+  node dist/loadtest/device-table.js --gpu "${gpu%%,*}" "${work}"/probes/probe-*.json | tee "${out}/table.md"
+  node -e 'const fs = require("fs"); console.log(JSON.stringify(process.argv.slice(1).map((f) => JSON.parse(fs.readFileSync(f, "utf8")))))' \
+    "${work}"/probes/probe-*.json >"${out}/probes.json"
 fi
 
 step "summary (GPU: ${gpu})"
