@@ -95,6 +95,9 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
         close: () => {
           uWS.us_listen_socket_close(socket);
           closeSockets();
+          // App.close (uWS >= 20.24, missing from this build's typings) also drops idle
+          // keep-alive connections, which would otherwise hold the process for their timeout.
+          (app as unknown as { close?: () => void }).close?.();
         },
       });
     });

@@ -22,6 +22,8 @@ interface SocketData {
   binary: boolean;
   /** Generations by client id; null while the request is still being tokenized. */
   gens: Map<string, Generation | null>;
+  /** Ids cancelled while still being tokenized: they start cancelled. */
+  cancelledEarly: Set<string>;
   queue: OutFrame[];
   queueBytes: number;
   closed: boolean;
@@ -63,7 +65,7 @@ export function attachWebSocket(app: TemplatedApp, ctx: ServerContext, authorize
         return;
       }
       res.upgrade<SocketData>(
-        { binary: chosen === 'msgpack', gens: new Map(), queue: [], queueBytes: 0, closed: false },
+        { binary: chosen === 'msgpack', gens: new Map(), cancelledEarly: new Set(), queue: [], queueBytes: 0, closed: false },
         key,
         chosen,
         ext,
@@ -112,7 +114,9 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     const p = CancelSchema.safeParse(msg);
     if (!p.success) return fail(fromZod(p.error));
     if (!d.gens.has(p.data.id)) return fail(ApiError.badRequest(`no generation with id '${p.data.id}' on this socket`, 'id', 'unknown_id'));
-    d.gens.get(p.data.id)?.cancel();
+    const g = d.gens.get(p.data.id);
+    if (g) g.cancel();
+    else d.cancelledEarly.add(p.data.id);
     return;
   }
   if (type !== 'generate') {
@@ -146,9 +150,11 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
       },
     }, ctx.metrics);
     d.gens.set(m.id, gen);
+    if (d.cancelledEarly.delete(m.id)) gen.cancel();
     gen.start();
   } catch (err) {
     d.gens.delete(m.id);
+    d.cancelledEarly.delete(m.id);
     if (err instanceof ApiError) return fail(err);
     const code = (err as { code?: string }).code ?? 'internal_error';
     ctx.log.error({ err }, 'ws generate failed');
