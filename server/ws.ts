@@ -10,12 +10,12 @@
 // bounded and a slow socket never delays anyone else.
 import { Packr } from 'msgpackr';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
-import type { StepMsg } from '../engine/protocol.js';
 import { chatPrompt, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
 import { ApiError, fromZod } from './errors.js';
 import { Generation } from './generation.js';
 import { contentText } from './openai-schemas.js';
 import { randomSeed } from './settings.js';
+import { type OutFrame, OutboundQueue } from './ws-queue.js';
 import { CancelSchema, GenerateSchema } from './ws-schemas.js';
 
 interface SocketData {
@@ -24,16 +24,10 @@ interface SocketData {
   gens: Map<string, Generation | null>;
   /** Ids cancelled while still being tokenized: they start cancelled. */
   cancelledEarly: Set<string>;
-  queue: OutFrame[];
-  queueBytes: number;
+  queue: OutboundQueue;
   closed: boolean;
 }
 
-type OutFrame =
-  | { type: 'delta'; id: string; text: string; tokens: number[] }
-  | ({ type: 'step' } & Omit<StepMsg, 'type' | 'id'> & { id: string })
-  | { type: 'done'; id: string; finish_reason: string; usage: unknown }
-  | { type: 'error'; id: string | null; code: string; message: string; param: string | null };
 
 const packr = new Packr({ useRecords: false });
 
@@ -65,7 +59,7 @@ export function attachWebSocket(app: TemplatedApp, ctx: ServerContext, authorize
         return;
       }
       res.upgrade<SocketData>(
-        { binary: chosen === 'msgpack', gens: new Map(), cancelledEarly: new Set(), queue: [], queueBytes: 0, closed: false },
+        { binary: chosen === 'msgpack', gens: new Map(), cancelledEarly: new Set(), queue: new OutboundQueue(), closed: false },
         key,
         chosen,
         ext,
@@ -95,7 +89,7 @@ export function attachWebSocket(app: TemplatedApp, ctx: ServerContext, authorize
       open.delete(ws);
       const d = ws.getUserData();
       d.closed = true;
-      d.queue = [];
+      d.queue.clear();
       for (const g of d.gens.values()) g?.cancel();
     },
   });
@@ -173,8 +167,8 @@ function send(ws: WebSocket<SocketData>, ctx: ServerContext, frame: OutFrame): v
     ws.cork(() => ws.send(encode(ws, frame), d.binary));
     return;
   }
-  enqueue(d, frame);
-  if (d.queueBytes > ctx.limits.maxPendingBytes) {
+  d.queue.push(frame);
+  if (d.queue.bytes > ctx.limits.maxPendingBytes) {
     ctx.log.warn('WebSocket reader too slow: closing');
     d.closed = true;
     for (const g of d.gens.values()) g?.cancel();
@@ -182,41 +176,12 @@ function send(ws: WebSocket<SocketData>, ctx: ServerContext, frame: OutFrame): v
   }
 }
 
-function frameBytes(f: OutFrame): number {
-  if (f.type === 'delta') return f.text.length * 3 + f.tokens.length * 9 + 64;
-  if (f.type === 'step') return f.canvas.length * 9 + 64;
-  return 256;
-}
-
-/** Queue a frame, merging it into the queued frame it supersedes or extends. */
-function enqueue(d: SocketData, f: OutFrame): void {
-  const last = d.queue[d.queue.length - 1];
-  if (f.type === 'delta' && last?.type === 'delta' && last.id === f.id) {
-    d.queueBytes -= frameBytes(last);
-    last.text += f.text;
-    last.tokens = last.tokens.concat(f.tokens);
-    d.queueBytes += frameBytes(last);
-    return;
-  }
-  if (f.type === 'step') {
-    const i = d.queue.findIndex((q) => q.type === 'step' && q.id === f.id);
-    if (i !== -1) {
-      d.queueBytes -= frameBytes(d.queue[i]!);
-      d.queue.splice(i, 1);
-    }
-  }
-  d.queue.push(f);
-  d.queueBytes += frameBytes(f);
-}
-
 function flushQueue(ws: WebSocket<SocketData>, ctx: ServerContext): void {
   const d = ws.getUserData();
   if (d.closed) return;
   ws.cork(() => {
     while (d.queue.length > 0 && ws.getBufferedAmount() < ctx.limits.wsSoftBackpressure) {
-      const f = d.queue.shift()!;
-      d.queueBytes -= frameBytes(f);
-      ws.send(encode(ws, f), d.binary);
+      ws.send(encode(ws, d.queue.shift()!), d.binary);
     }
   });
 }
