@@ -62,7 +62,18 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
 
   const modelCard = { id: model.name, object: 'model', created, owned_by: 'dlm-serve', max_model_len: model.maxLength, family: model.family };
 
-  app.get('/health', route(false, (res, state) => sendJson(res, state, 200, { status: 'ok', model: model.name, device: model.device })));
+  // Healthy = the engine process answers (a stats round trip, no network call), within 2 s.
+  // Through metrics.refresh: each stats reply carries step timings only once, and they belong
+  // in the histograms whoever asked.
+  app.get('/health', route(false, async (res, state) => {
+    let timer: NodeJS.Timeout | undefined;
+    const alive = await Promise.race([
+      ctx.metrics.refresh(ctx.engine).then(() => true, () => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000))),
+    ]);
+    clearTimeout(timer);
+    sendJson(res, state, alive ? 200 : 503, { status: alive ? 'ok' : 'unavailable', model: model.name, device: model.device });
+  }));
   app.get('/metrics', route(true, async (res, state) => {
     await ctx.metrics.refresh(ctx.engine);
     sendText(res, state, 200, ctx.metrics.registry.contentType, await ctx.metrics.registry.metrics());

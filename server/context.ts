@@ -21,6 +21,10 @@ export interface Limits {
   maxPendingBytes: number;
   /** WebSocket buffered bytes above which we queue (and coalesce) instead of sending. */
   wsSoftBackpressure: number;
+  /** Sequences one HTTP request may start (prompts x n). */
+  maxSequencesPerRequest: number;
+  /** Generations running at once on one WebSocket. */
+  maxGenerationsPerSocket: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -28,6 +32,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxFrameBytes: 1 << 20,
   maxPendingBytes: 4 << 20,
   wsSoftBackpressure: 256 << 10,
+  maxSequencesPerRequest: 64,
+  maxGenerationsPerSocket: 256,
 };
 
 export interface ServerContext {
@@ -62,7 +68,8 @@ export function planSequences(ctx: ServerContext, prompts: number[][], settings:
   const stop = stopStrings(settings);
   const specs: GenerationSpec[] = [];
   for (const prompt of prompts) {
-    for (let i = 0; i < n; i++) specs.push({ prompt, params: resolveParams(settings, ctx.model, prompt.length, seed + i, prefix), stop });
+    // Seeds are 32-bit in the engine's RNG; wrap rather than refuse.
+    for (let i = 0; i < n; i++) specs.push({ prompt, params: resolveParams(settings, ctx.model, prompt.length, (seed + i) >>> 0, prefix), stop });
   }
   return specs;
 }

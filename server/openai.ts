@@ -70,6 +70,9 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
     prompts = await Promise.all(list.map((x, i) => promptIds(ctx, x, list.length > 1 ? `prompt.${i}` : 'prompt')));
   }
   const n = r.n ?? 1;
+  if (prompts.length * n > ctx.limits.maxSequencesPerRequest) {
+    throw ApiError.badRequest(`prompts x n = ${prompts.length * n} sequences; at most ${ctx.limits.maxSequencesPerRequest} per request`, 'n', 'invalid_value');
+  }
   const specs = planSequences(ctx, prompts, r, n, r.seed ?? randomSeed());
   if (state.aborted) return;
 

@@ -120,6 +120,9 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
   if (!p.success) return fail(fromZod(p.error));
   const m = p.data;
   if (d.gens.has(m.id)) return fail(ApiError.badRequest(`generation id '${m.id}' is already in use on this socket`, 'id', 'duplicate_id'));
+  if (d.gens.size >= ctx.limits.maxGenerationsPerSocket) {
+    return fail(ApiError.badRequest(`at most ${ctx.limits.maxGenerationsPerSocket} generations may run at once on one socket`, null, 'too_many_generations'));
+  }
   d.gens.set(m.id, null); // reserve the id while tokenizing
 
   ctx.metrics.requests.inc({ api: 'ws', status: 'accepted' });
