@@ -14,6 +14,7 @@ export type OutFrame =
 export function frameBytes(f: OutFrame): number {
   if (f.type === 'delta') return f.text.length * 3 + f.tokens.length * 9 + 64;
   if (f.type === 'step') return f.canvas.length * 9 + 64;
+  if (f.type === 'error') return f.message.length * 3 + 128;
   return 256;
 }
 

@@ -169,3 +169,39 @@ test('an unknown subprotocol is refused at the upgrade', async () => {
   });
   assert.equal(status, 400);
 });
+
+test('a reader that stops reading is cut off at the queue bound, and other clients are not slowed', async () => {
+  // Small bounds so the test is quick; the slow client floods the server with bad messages,
+  // each answered by a ~1 KB error frame that it never reads.
+  const tight = await serve({ engine: s.engine, limits: { wsSoftBackpressure: 16 << 10, maxPendingBytes: 256 << 10 } });
+  try {
+    const url = `${tight.base.replace('http', 'ws')}/v1/ws`;
+    const slow = new WebSocket(url);
+    await new Promise((r) => slow.once('open', r));
+    const closed = new Promise<number>((r) => slow.once('close', (code) => r(code)));
+    slow.pause();
+    const junk = JSON.stringify({ type: 'x'.repeat(1000) });
+    for (let i = 0; i < 20_000 && slow.readyState === WebSocket.OPEN; i++) slow.send(junk);
+
+    // Meanwhile a well-behaved client on the same server is served normally.
+    const fast = new WebSocket(url);
+    await new Promise((r) => fast.once('open', r));
+    const t0 = Date.now();
+    const done = new Promise<{ finish_reason: string }>((resolve) => {
+      fast.on('message', (data: Buffer) => {
+        const f = JSON.parse(data.toString('utf8')) as { type: string; finish_reason: string };
+        if (f.type === 'done') resolve(f);
+      });
+    });
+    fast.send(JSON.stringify({ type: 'generate', id: 'f', prompt: 'Hi', settings }));
+    assert.equal((await done).finish_reason, 'length');
+    const fastMs = Date.now() - t0;
+    fast.close();
+
+    slow.resume();
+    assert.equal(await closed, 1008);
+    assert.ok(fastMs < 5000, `the fast client took ${fastMs} ms`);
+  } finally {
+    await tight.close();
+  }
+});
