@@ -33,8 +33,10 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
     status = apiErr.status;
     sendError(res, state, apiErr);
   } finally {
+    const seconds = (performance.now() - started) / 1000;
     ctx.metrics.requests.inc({ api, status: String(status) });
-    ctx.metrics.requestSeconds.observe({ api }, (performance.now() - started) / 1000);
+    ctx.metrics.requestSeconds.observe({ api }, seconds);
+    ctx.log.info({ api, status, ms: Math.round(seconds * 1000) }, 'request');
   }
 }
 

@@ -141,7 +141,9 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
       step: (s) => send(ws, ctx, { type: 'step', id: m.id, step: s.step, offset: s.offset, canvas: s.canvas }),
       done: (reason, usage, error) => {
         d.gens.delete(m.id);
-        ctx.metrics.requestSeconds.observe({ api: 'ws' }, (performance.now() - started) / 1000);
+        const seconds = (performance.now() - started) / 1000;
+        ctx.metrics.requestSeconds.observe({ api: 'ws' }, seconds);
+        ctx.log.info({ api: 'ws', id: m.id, finish: reason, tokens: usage.completionTokens, nfe: usage.nfe, ms: Math.round(seconds * 1000) }, 'generation');
         if (error) send(ws, ctx, { type: 'error', id: m.id, code: error.code, message: error.message, param: null });
         send(ws, ctx, { type: 'done', id: m.id, finish_reason: reason, usage: usageBody([prompt], [usage], 1) });
       },
