@@ -13,7 +13,8 @@ import type { Metrics } from './metrics.js';
 export interface GenerationListener {
   /** New final text and the tokens whose commit produced it (text may be '' mid-character). */
   delta(text: string, tokens: number[]): void;
-  step?(msg: StepMsg): void;
+  /** A canvas; may return a promise (e.g. to decode the canvas) that later events wait for. */
+  step?(msg: StepMsg): void | Promise<void>;
   /** Exactly once, last. `error` is set when reason is 'error'. */
   done(reason: FinishReason, usage: Usage, error?: ErrorMsg): void;
 }
@@ -53,9 +54,7 @@ export class Generation {
         this.enqueue(() => this.onCommit(tokens));
       },
       step: this.spec.params.streamSteps
-        ? (msg) => this.enqueue(() => {
-            if (!this.stoppedByString) this.listener.step?.(msg);
-          })
+        ? (msg) => this.enqueue(() => (this.stoppedByString ? undefined : this.listener.step?.(msg)))
         : undefined,
       error: (msg) => {
         this.error = msg;
