@@ -74,7 +74,9 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
     clearTimeout(timer);
     sendJson(res, state, alive ? 200 : 503, { status: alive ? 'ok' : 'unavailable', model: model.name, device: model.device });
   }));
-  app.get('/metrics', route(true, async (res, state) => {
+  // Open like /health (vLLM does the same): Prometheus and inference gateways scrape without
+  // keys, and the series carry no request content.
+  app.get('/metrics', route(false, async (res, state) => {
     await ctx.metrics.refresh(ctx.engine);
     sendText(res, state, 200, ctx.metrics.registry.contentType, await ctx.metrics.registry.metrics());
   }));

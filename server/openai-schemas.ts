@@ -9,7 +9,8 @@ const onlyNeutral = <T extends z.ZodType>(schema: T, neutral: (v: z.infer<T>) =>
   schema.nullish().refine((v) => v == null || neutral(v as z.infer<T>), { message: `${what} is not supported by this server` });
 
 const COMMON = {
-  model: z.string().min(1),
+  /** Optional, as in vLLM: one server serves one model, and a missing name means that one. */
+  model: z.string().min(1).nullish(),
   n: z.number().int().min(1).max(16).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.strictObject({ include_usage: z.boolean().nullish() }).nullish(),

@@ -52,7 +52,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
   const parsed = api === 'chat' ? ChatRequestSchema.safeParse(json) : CompletionRequestSchema.safeParse(json);
   if (!parsed.success) throw fromZod(parsed.error);
   const r = parsed.data;
-  if (r.model !== ctx.model.name) {
+  if (r.model != null && r.model !== ctx.model.name) {
     throw new ApiError(404, `The model '${r.model}' does not exist; this server serves '${ctx.model.name}'.`, 'not_found_error', 'model', 'model_not_found');
   }
   if (r.stream_steps) {
