@@ -8,10 +8,10 @@ import type { Device } from '../engine/api.js';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /**
- * The model `npm start` serves when none is named: the shipped default. Until the trained
- * default lands in models/zoo/default, the tiny test model stands in.
+ * The model `npm start` serves when none is named: the shipped default, which
+ * default is models/zoo/default (trained on an H100; see its card).
  */
-export const DEFAULT_MODEL_DIR = resolve(ROOT, 'models/zoo/tiny-mdlm');
+export const DEFAULT_MODEL_DIR = resolve(ROOT, 'models/zoo/default');
 
 export interface Config {
   host: string;
