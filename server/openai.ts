@@ -3,7 +3,7 @@
 // 400 raised) before the first one starts, so a bad request costs the engine nothing.
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
-import type { FinishReason, Usage } from '../engine/protocol.js';
+import type { ErrorMsg, FinishReason, Usage } from '../engine/protocol.js';
 import { chatPrompt, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
 import { ApiError, fromZod } from './errors.js';
 import { Generation } from './generation.js';
@@ -18,6 +18,14 @@ interface Choice {
   text: string;
   finish: FinishReason | null;
   usage: Usage | null;
+  error?: ErrorMsg;
+}
+
+/** A sequence the engine failed, as the error a client sees; a crash is worth a retry (503). */
+function engineFailure(error: ErrorMsg | undefined): ApiError {
+  const code = error?.code ?? 'engine_error';
+  const message = error?.message ?? 'generation failed in the engine';
+  return new ApiError(code === 'engine_crashed' ? 503 : 500, message, 'server_error', null, code);
 }
 
 export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
@@ -98,17 +106,17 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
 
   return new Promise<void>((resolve) => {
     const finishAll = (): void => {
-      const usage = usageBody(prompts, choices.map((c) => c.usage).filter((u): u is Usage => u !== null), n);
+      const usage = usageBody(prompts, choices.map((c) => c.usage), n);
       const failed = choices.find((c) => c.finish === 'error');
       if (sse !== null) {
         if (failed) {
-          sse.send({ error: { message: 'generation failed in the engine', type: 'server_error', param: null, code: 'engine_error' } });
+          sse.send(engineFailure(failed.error).body());
         } else if (includeUsage) {
           sse.send({ id, object, created, model, system_fingerprint: null, choices: [], usage });
         }
         sse.end();
       } else if (failed) {
-        sendError(res, state, new ApiError(500, 'generation failed in the engine', 'server_error', null, 'engine_error'));
+        sendError(res, state, engineFailure(failed.error));
       } else {
         sendJson(res, state, 200, {
           id,
@@ -136,6 +144,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
         },
         done: (reason, usage, error) => {
           if (error) ctx.log.error({ error }, 'sequence failed');
+          if (error) choices[index]!.error = error;
           choices[index]!.finish = reason === 'cancelled' ? 'stop' : reason;
           choices[index]!.usage = usage;
           if (sse !== null && reason !== 'error') sse.send(chunk(index, '', choices[index]!.finish));
