@@ -14,6 +14,9 @@ import { SseStream } from './sse.js';
 
 type Api = 'completions' | 'chat';
 
+/** Status recorded for a request whose client left before the answer (nginx's convention). */
+const CLIENT_GONE = 499;
+
 interface Choice {
   text: string;
   finish: FinishReason | null;
@@ -32,7 +35,7 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
   const started = performance.now();
   let status = 200;
   try {
-    await generate(ctx, api, res, state);
+    status = await generate(ctx, api, res, state);
   } catch (err) {
     const e = err instanceof ApiError ? err : null;
     if (e === null && state.aborted) return; // the client left while we read its body
@@ -48,7 +51,8 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
   }
 }
 
-async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
+/** Serves one request; resolves to the status it was answered with, once it is answered. */
+async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<number> {
   const raw = await readBody(res, state, ctx.limits.maxBodyBytes);
   let json: unknown;
   try {
@@ -84,7 +88,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
     throw ApiError.badRequest(`prompts x n = ${prompts.length * n} sequences; at most ${ctx.limits.maxSequencesPerRequest} per request`, 'n', 'invalid_value');
   }
   const specs = planSequences(ctx, prompts, r, n, r.seed ?? randomSeed());
-  if (state.aborted) return;
+  if (state.aborted) return CLIENT_GONE;
 
   const id = (api === 'chat' ? 'chatcmpl-' : 'cmpl-') + randomUUID().replace(/-/g, '');
   const created = Math.floor(Date.now() / 1000);
@@ -104,8 +108,10 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
     return { id, object, created, model, system_fingerprint: null, choices: [c], ...(includeUsage ? { usage: null } : {}) };
   };
 
-  return new Promise<void>((resolve) => {
+  return new Promise<number>((resolve) => {
     const finishAll = (): void => {
+      // Nothing has answered the request yet, so an aborted state means the client left.
+      const gone = state.aborted;
       const usage = usageBody(prompts, choices.map((c) => c.usage), n);
       const failed = choices.find((c) => c.finish === 'error');
       if (sse !== null) {
@@ -132,7 +138,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           usage,
         });
       }
-      resolve();
+      resolve(gone ? CLIENT_GONE : failed ? engineFailure(failed.error).status : 200);
     };
 
     specs.forEach((spec, index) => {
@@ -167,9 +173,9 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           ? new ApiError(503, 'the server is at capacity; retry shortly', 'server_error', null, 'queue_full')
           : new ApiError(500, `could not start generation: ${(err as Error).message}`, 'server_error', null, 'engine_error');
       sendError(res, state, apiErr);
+      resolve(apiErr.status);
       // Sequences that did start still finish (cancelled) and call finishAll, which now finds the
       // response already sent.
-      resolve();
       return;
     }
 
