@@ -24,11 +24,15 @@ interface Choice {
   error?: ErrorMsg;
 }
 
-/** A sequence the engine failed, as the error a client sees; a crash is worth a retry (503). */
+/**
+ * A sequence the engine failed, as the error a client sees: settings the engine refused are the
+ * client's (400); a full queue or a crash is worth a retry (503); anything else is ours (500).
+ */
 function engineFailure(error: ErrorMsg | undefined): ApiError {
   const code = error?.code ?? 'engine_error';
   const message = error?.message ?? 'generation failed in the engine';
-  return new ApiError(code === 'engine_crashed' ? 503 : 500, message, 'server_error', null, code);
+  if (code === 'invalid_request') return ApiError.badRequest(message, null, 'invalid_value');
+  return new ApiError(code === 'engine_crashed' || code === 'queue_full' ? 503 : 500, message, 'server_error', null, code);
 }
 
 export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
