@@ -159,7 +159,7 @@ if [[ $webgpu == 1 ]]; then
   if has_vulkan; then
     for m in "${models[@]}"; do
       step "webgpu: ${m}"
-      if probe webgpu "$m"; then record "webgpu ${m}" ok; else record "webgpu ${m}" "FAIL (exit $?)"; fi
+      if probe webgpu "$m"; then record "webgpu ${m}" ok; else rc=$?; record "webgpu ${m}" "FAIL (exit ${rc})"; fi
     done
   else
     record webgpu "NOT RUN (no Vulkan loader; carry the base with its libvulkan1 package)"
@@ -199,7 +199,7 @@ if [[ $base_only == 0 ]]; then
   for m in "${models[@]}"; do
     for device in cpu cuda; do
       step "${device}: ${m}"
-      if probe "$device" "$m"; then record "${device} ${m}" ok; else record "${device} ${m}" "FAIL (exit $?)"; fi
+      if probe "$device" "$m"; then record "${device} ${m}" ok; else rc=$?; record "${device} ${m}" "FAIL (exit ${rc})"; fi
     done
   done
 
@@ -210,13 +210,14 @@ if [[ $base_only == 0 ]]; then
     [[ -d "$m" ]] && graphs=("$m"/*.onnx)
     for g in "${graphs[@]}"; do
       [[ -f "$g" ]] || continue
-      red="${work}/reduced-$(basename "$m" .onnx)-$(basename "$g")"
+      g_name="${g##*/}"
+      red="${work}/$(basename "$m" .onnx).${g_name%.onnx}.reduced.onnx"
       mask="$(${PYTHON:-python3} -c 'import json,sys; print(json.load(open(sys.argv[1]))["special_tokens"].get("mask") or "")' "$m/model.json" 2>/dev/null || true)"
       if ${PYTHON:-python3} scripts/add-logit-reductions.py "$g" "$red" ${mask:+--exclude-id "$mask"} >/dev/null 2>&1; then
         for device in cpu cuda; do
           step "${device}, logits reduced in the graph: ${g}"
-          if probe "$device" "$red" --outputs logits_argmax,logits_max_logprob; then record "${device} reduced $(basename "$red")" ok
-          else record "${device} reduced $(basename "$red")" "FAIL (exit $?)"; fi
+          if probe "$device" "$red" --outputs logits_argmax,logits_max_logprob; then record "${device} ${red##*/}" ok
+          else rc=$?; record "${device} ${red##*/}" "FAIL (exit ${rc})"; fi
         done
       fi
     done
