@@ -1,0 +1,133 @@
+"""Uniform-state diffusion (Duo / UDLM): noise, loss and the reference sampler.
+
+The forward process replaces each token, with probability 1 - alpha_t, by a token drawn
+uniformly from the whole vocabulary (the prior is uniform, not a [MASK] state), so the
+denoiser must be told how noisy its input is: it reads sigma = -log(alpha_t).
+
+The loss is the continuous-time NELBO of that process. Writing xbar = V alpha x0 +
+(1 - alpha) (so that q(x_t = j | x0) = xbar_j / V) and xbar_theta for the same with the
+model's distribution in place of x0, the reverse process jumps from z = x_t to j != z at
+rate (-alpha' / (alpha V)) xbar_j / xbar_z, and the NELBO integrand is the KL rate between
+the true and the model's jump rates:
+
+    (-alpha'/(alpha V)) [ V/xbar_theta_z - V/xbar_z
+                          + sum_{j != z} (xbar_j / xbar_z) log(xbar_j xbar_theta_z / (xbar_z xbar_theta_j)) ]
+
+It is zero exactly when the model recovers xbar, and the tests check it against the KL of
+the discrete posteriors over a small step. Everything here is plain tensor code: it runs on
+torch 1.13 CPU and torch 2.x CUDA alike.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def loglinear_alpha(t: torch.Tensor, eps: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """alpha_t = 1 - (1 - eps) t and its derivative (the schedule the engine uses)."""
+    alpha = 1 - (1 - eps) * t
+    return alpha, torch.full_like(t, -(1 - eps))
+
+
+def sigma_of_alpha(alpha: torch.Tensor) -> torch.Tensor:
+    """The network's time input."""
+    return -torch.log(alpha)
+
+
+def q_xt(x0: torch.Tensor, alpha: torch.Tensor, vocab_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Corrupt x0 [B, L]: each token is resampled uniformly with probability 1 - alpha ([B, 1])."""
+    move = torch.rand(x0.shape, device=x0.device, generator=generator) < (1 - alpha)
+    noise = torch.randint(0, vocab_size, x0.shape, device=x0.device, generator=generator)
+    return torch.where(move, noise, x0)
+
+
+def sample_t(batch: int, device: torch.device, t_min: float = 1e-3, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Antithetic times in [t_min, 1]: one uniform offset, evenly spread, lowers the loss's variance."""
+    u = torch.rand(1, device=device, generator=generator)
+    t = (u + torch.arange(batch, device=device) / batch) % 1
+    return t_min + (1 - t_min) * t
+
+
+def nelbo_per_token(logits: torch.Tensor, xt: torch.Tensor, x0: torch.Tensor, alpha: torch.Tensor, dalpha: torch.Tensor) -> torch.Tensor:
+    """The continuous-time NELBO integrand per token [B, L] (nats), from raw logits [B, L, V].
+
+    alpha and dalpha are [B, 1]. Computed in float32 (float64 if the logits are) whatever the
+    autocast dtype, since the uniform term (1 - alpha) is tiny next to alpha V near t = 0.
+    """
+    V = logits.shape[-1]
+    dt = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    a = alpha.to(dt).unsqueeze(-1)  # [B, 1, 1]
+    p = logits.to(dt).softmax(-1)
+    xbar_theta = V * a * p + (1 - a)
+    log_xbar_theta = xbar_theta.log()
+    a2 = a.squeeze(-1)  # [B, 1]
+    same = (xt == x0).float()
+    one_m_a = (1 - a2).expand_as(same)
+    # True xbar at z = x_t and the constant sum_{j != z} xbar_j log xbar_j.
+    xbar_z = (1 - a2) + V * a2 * same
+    big = V * a2 + (1 - a2)
+    log_small = torch.log(one_m_a)
+    ent_same = (V - 1) * one_m_a * log_small
+    ent_diff = (V - 2) * one_m_a * log_small + big * torch.log(big)
+    const = same * ent_same + (1 - same) * ent_diff
+    lt_z = log_xbar_theta.gather(-1, xt.unsqueeze(-1)).squeeze(-1)
+    lt_x = log_xbar_theta.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    # sum_{j != z} xbar_j log xbar_theta_j: uniform part plus the extra mass on x0 when x0 != z.
+    cross = one_m_a * (log_xbar_theta.sum(-1) - lt_z) + (1 - same) * V * a2 * lt_x
+    s = const - (V - xbar_z) * (torch.log(xbar_z) - lt_z) - cross
+    rate = V / lt_z.exp() - V / xbar_z + s / xbar_z
+    coeff = -dalpha.to(dt) / (V * a2)
+    return coeff * rate
+
+
+def posterior(p_x0: torch.Tensor, xt: torch.Tensor, alpha_s: torch.Tensor, alpha_t: torch.Tensor) -> torch.Tensor:
+    """q(x_s | x_t, x0 = p_x0) for the uniform process, [..., V]; alphas broadcast to [..., 1].
+
+    The same formula as engine/samplers/duo-posterior.ts; float64 in, float64 out.
+    """
+    V = p_x0.shape[-1]
+    a_ts = alpha_t / alpha_s
+    onehot = F.one_hot(xt, V).to(p_x0.dtype)
+    p_z = p_x0.gather(-1, xt.unsqueeze(-1))
+    num = (alpha_t * V * p_z + (a_ts - alpha_t)) * onehot + (alpha_s - alpha_t) * p_x0 + (1 - a_ts) * (1 - alpha_s) / V
+    return num / (alpha_t * V * p_z + (1 - alpha_t))
+
+
+@torch.no_grad()
+def sample(denoise, batch: int, length: int, vocab_size: int, steps: int, eps: float = 1e-3, greedy_tail: bool = False,
+           top_p: float = 1.0, generator: torch.Generator | None = None, device: torch.device | str = 'cpu',
+           t_min: float = 1e-5) -> torch.Tensor:
+    """Reference ancestral sampler, the engine's 'duo' / 'duo_greedy' in PyTorch.
+
+    denoise(tokens [B, L], sigma [B]) -> logits [B, L, V]. N steps cost N calls; the last
+    goes to alpha = 1 (or takes the arg-max on the greedy tail).
+    """
+    x = torch.randint(0, vocab_size, (batch, length), device=device, generator=generator)
+    grid = [1.0] if steps == 1 else [1 - (1 - t_min) * k / (steps - 1) for k in range(steps)]
+    for k, t in enumerate(grid):
+        final = k == steps - 1
+        a_t = 1 - (1 - eps) * t
+        a_s = 1.0 if final else 1 - (1 - eps) * grid[k + 1]
+        sigma = torch.full((batch,), -math.log(a_t), device=device)
+        logits = denoise(x, sigma).double()
+        if final and greedy_tail:
+            x = logits.argmax(-1)
+            break
+        p = logits.softmax(-1)
+        if top_p < 1:
+            p = nucleus(p, top_p)
+        q = posterior(p, x, torch.tensor(a_s, dtype=torch.float64), torch.tensor(a_t, dtype=torch.float64))
+        x = torch.multinomial(q.reshape(-1, vocab_size), 1, generator=generator).reshape(batch, length)
+    return x
+
+
+def nucleus(p: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose mass reaches top_p; renormalise."""
+    sp, idx = p.sort(-1, descending=True)
+    before = sp.cumsum(-1) - sp
+    keep = before < top_p
+    keep[..., 0] = True
+    sp = sp * keep
+    return torch.zeros_like(p).scatter(-1, idx, sp / sp.sum(-1, keepdim=True))
