@@ -131,3 +131,25 @@ def nucleus(p: torch.Tensor, top_p: float) -> torch.Tensor:
     keep[..., 0] = True
     sp = sp * keep
     return torch.zeros_like(p).scatter(-1, idx, sp / sp.sum(-1, keepdim=True))
+
+
+def prior_kl(vocab_size: int, eps: float = 1e-3) -> float:
+    """KL(q(x_1 | x0) || uniform) per token: the NELBO's prior term (alpha_1 = eps)."""
+    V, a = vocab_size, eps
+    hit = a + (1 - a) / V
+    miss = (1 - a) / V
+    return hit * math.log(hit * V) + (V - 1) * miss * math.log(miss * V)
+
+
+def training_loss(denoise, x0: torch.Tensor, vocab_size: int, eps: float = 1e-3, t_min: float = 1e-3,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean NELBO integrand over a batch x0 [B, L] at antithetic times (nats per token).
+
+    denoise(xt [B, L], sigma [B]) -> logits [B, L, V]. Averaged over t in [t_min, 1], this
+    plus prior_kl() is the validation NELBO bound.
+    """
+    t = sample_t(x0.shape[0], x0.device, t_min, generator)
+    alpha, dalpha = loglinear_alpha(t[:, None], eps)
+    xt = q_xt(x0, alpha, vocab_size, generator)
+    logits = denoise(xt, sigma_of_alpha(alpha[:, 0]))
+    return nelbo_per_token(logits, xt, x0, alpha, dalpha).mean()
