@@ -141,15 +141,52 @@ def prior_kl(vocab_size: int, eps: float = 1e-3) -> float:
     return hit * math.log(hit * V) + (V - 1) * miss * math.log(miss * V)
 
 
+class GaussianCurriculum:
+    """Duo's curriculum: noise drawn through the underlying Gaussian diffusion.
+
+    The arg-max of a Gaussian latent alpha_g onehot(x0) + sigma_g noise (alpha_g^2 =
+    sigmoid(-gamma), sigma_g^2 = sigmoid(gamma)) is a uniform-state corruption of x0 with
+    alpha(gamma) = (V P - 1) / (V - 1), P = E_z[Phi(z + exp(-gamma/2))^(V-1)] the chance the
+    arg-max keeps x0. Training first on gamma in [gamma_min, gamma_max] (the Duo paper's
+    -3.5 .. -1.75) keeps t away from the high-variance ends. This is the curriculum in its
+    zero-temperature limit (the Duo LM1B runs use temperature 1e-3): the network sees the hard
+    arg-max, which is exactly uniform corruption at alpha(gamma); the soft relaxation is not
+    implemented. P is tabulated once by quadrature; alpha and d alpha / dt interpolate it.
+    """
+
+    def __init__(self, vocab_size: int, gamma_min: float = -3.5, gamma_max: float = -1.75, points: int = 1025):
+        self.gamma_min, self.gamma_max = gamma_min, gamma_max
+        gammas = torch.linspace(gamma_min, gamma_max, points, dtype=torch.float64)
+        z = torch.linspace(-12, 12, 4001, dtype=torch.float64)
+        phi = torch.exp(-z ** 2 / 2) / math.sqrt(2 * math.pi)
+        mu = torch.exp(-gammas / 2)[:, None]
+        keep = torch.trapezoid(phi * torch.exp((vocab_size - 1) * torch.special.log_ndtr(z + mu)), z, dim=-1)
+        self.alphas = ((vocab_size * keep - 1) / (vocab_size - 1)).float()
+        self.points = points
+
+    def __call__(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """alpha and d alpha / dt at t in [0, 1] (t = 0 is gamma_min, the clean end)."""
+        table = self.alphas.to(t.device)
+        pos = t.clamp(0, 1) * (self.points - 1)
+        i = pos.floor().long().clamp(max=self.points - 2)
+        w = pos - i
+        lo, hi = table[i], table[i + 1]
+        return lo + w * (hi - lo), (hi - lo) * (self.points - 1)
+
+
 def training_loss(denoise, x0: torch.Tensor, vocab_size: int, eps: float = 1e-3, t_min: float = 1e-3,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None, curriculum: GaussianCurriculum | None = None) -> torch.Tensor:
     """Mean NELBO integrand over a batch x0 [B, L] at antithetic times (nats per token).
 
     denoise(xt [B, L], sigma [B]) -> logits [B, L, V]. Averaged over t in [t_min, 1], this
-    plus prior_kl() is the validation NELBO bound.
+    plus prior_kl() is the validation NELBO bound. With a curriculum the noise comes from
+    its band instead (training only: it is not the bound).
     """
     t = sample_t(x0.shape[0], x0.device, t_min, generator)
-    alpha, dalpha = loglinear_alpha(t[:, None], eps)
+    if curriculum is not None:
+        alpha, dalpha = curriculum(t[:, None])
+    else:
+        alpha, dalpha = loglinear_alpha(t[:, None], eps)
     xt = q_xt(x0, alpha, vocab_size, generator)
     logits = denoise(xt, sigma_of_alpha(alpha[:, 0]))
     return nelbo_per_token(logits, xt, x0, alpha, dalpha).mean()

@@ -124,3 +124,29 @@ def test_training_loss_falls_when_a_tiny_denoiser_learns():
         opt.step()
     last = sum(duo.training_loss(denoise, data, V).item() for _ in range(10)) / 10
     assert last < 0.5 * first, (first, last)
+
+
+def test_gaussian_curriculum_alpha_is_the_argmax_keep_rate():
+    """alpha(gamma) against a Monte-Carlo arg-max of the Gaussian latent, V = 6."""
+    V = 6
+    cur = duo.GaussianCurriculum(V, -3.5, -1.75)
+    g = torch.Generator().manual_seed(0)
+    for t in (0.0, 0.4, 1.0):
+        gamma = torch.tensor(-3.5 + t * 1.75, dtype=torch.float64)
+        a_g, s_g = torch.sigmoid(-gamma).sqrt(), torch.sigmoid(gamma).sqrt()
+        w = a_g * torch.nn.functional.one_hot(torch.zeros(200000, dtype=torch.long), V) + s_g * torch.randn(200000, V, generator=g, dtype=torch.float64)
+        keep = (w.argmax(-1) == 0).double().mean().item()
+        alpha, _ = cur(torch.tensor([t]))
+        want = (V * keep - 1) / (V - 1)
+        assert abs(alpha.item() - want) < 0.01, (t, alpha.item(), want)
+
+
+def test_gaussian_curriculum_slope_and_direction():
+    cur = duo.GaussianCurriculum(8192)
+    t = torch.tensor([0.1, 0.5, 0.9])
+    a, da = cur(t)
+    assert (da < 0).all(), 'more noise as t grows'
+    h = 1e-3
+    fd = (cur(t + h)[0] - cur(t - h)[0]) / (2 * h)
+    assert torch.allclose(da, fd, rtol=0.02)
+    assert 0.9 < cur(torch.tensor([0.0]))[0].item() < 1 and 0 < cur(torch.tensor([1.0]))[0].item() < 0.2
