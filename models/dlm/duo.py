@@ -37,15 +37,17 @@ def sigma_of_alpha(alpha: torch.Tensor) -> torch.Tensor:
 
 
 def q_xt(x0: torch.Tensor, alpha: torch.Tensor, vocab_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Corrupt x0 [B, L]: each token is resampled uniformly with probability 1 - alpha ([B, 1])."""
-    move = torch.rand(x0.shape, device=x0.device, generator=generator) < (1 - alpha)
-    noise = torch.randint(0, vocab_size, x0.shape, device=x0.device, generator=generator)
+    """Corrupt x0 [B, L]: each token is resampled uniformly with probability 1 - alpha ([B, 1]).
+
+    Draws come from a CPU generator (the trainer's, seeded) and move to x0's device."""
+    move = torch.rand(x0.shape, generator=generator).to(x0.device) < (1 - alpha)
+    noise = torch.randint(0, vocab_size, x0.shape, generator=generator).to(x0.device)
     return torch.where(move, noise, x0)
 
 
 def sample_t(batch: int, device: torch.device, t_min: float = 1e-3, generator: torch.Generator | None = None) -> torch.Tensor:
     """Antithetic times in [t_min, 1]: one uniform offset, evenly spread, lowers the loss's variance."""
-    u = torch.rand(1, device=device, generator=generator)
+    u = torch.rand(1, generator=generator).to(device)
     t = (u + torch.arange(batch, device=device) / batch) % 1
     return t_min + (1 - t_min) * t
 

@@ -9,8 +9,8 @@ Training is self-conditioning: a first pass with a zero latent, a second fed wit
 first pass's hidden state, detached. Half the batch trains the second pass, half the
 first, so the first sampling step (which has no latent yet) is trained too.
 
-The backbone needs one hook (models/dlm's DiT provides it): forward(..., embed_add=E,
-return_hidden=True) adds E [B, L, D] to the token embeddings and returns (logits, hidden).
+The backbone's hooks (models/dlm/dit.py): forward(..., extra_embed=E, return_hidden=True)
+adds E [B, L, D] to the token embeddings and returns (logits, hidden).
 """
 from __future__ import annotations
 
@@ -40,22 +40,22 @@ class Loopholing(nn.Module):
         self.latent_input = LatentInput(dim)
         self.dim = dim
 
-    def forward(self, tokens: torch.Tensor, sigma: torch.Tensor, latent_in: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, tokens: torch.Tensor, sigma: torch.Tensor | None = None, latent_in: torch.Tensor | None = None,
+                attn_bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if latent_in is None:
             latent_in = torch.zeros(*tokens.shape, self.dim, device=tokens.device)
         add = self.latent_input(latent_in)
-        kwargs = {} if attention_mask is None else {'attention_mask': attention_mask}
-        logits, hidden = self.backbone(tokens, sigma, embed_add=add, return_hidden=True, **kwargs)
+        kwargs = {} if attn_bias is None else {'attn_bias': attn_bias}
+        logits, hidden = self.backbone(tokens, sigma, extra_embed=add, return_hidden=True, **kwargs)
         return logits, hidden.float()
 
 
-def self_conditioned_logits(model: Loopholing, xt: torch.Tensor, sigma: torch.Tensor,
+def self_conditioned_logits(model: Loopholing, xt: torch.Tensor, sigma: torch.Tensor | None,
                             p_latent: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
     """Training forward: rows drawn with probability p_latent see the detached latent of a
     first, gradient-free pass over the same noisy tokens; the others see a zero latent."""
     B = xt.shape[0]
-    use = (torch.rand(B, device=xt.device, generator=generator) < p_latent)
+    use = (torch.rand(B, generator=generator) < p_latent).to(xt.device)
     latent = torch.zeros(*xt.shape, model.dim, device=xt.device)
     if bool(use.any()):
         with torch.no_grad():

@@ -11,7 +11,7 @@ from dlm import lddm  # noqa: E402
 
 
 class HookedTiny(nn.Module):
-    """The smallest network with the backbone's hook (embed_add, return_hidden)."""
+    """The smallest network with the backbone's hooks (extra_embed, return_hidden)."""
 
     def __init__(self, V=12, D=8):
         super().__init__()
@@ -19,10 +19,10 @@ class HookedTiny(nn.Module):
         self.mix = nn.Linear(D, D)
         self.out = nn.Linear(D, V)
 
-    def forward(self, tokens, sigma, embed_add=None, return_hidden=False):
+    def forward(self, tokens, sigma, extra_embed=None, return_hidden=False):
         h = self.emb(tokens) + sigma[:, None, None]
-        if embed_add is not None:
-            h = h + embed_add
+        if extra_embed is not None:
+            h = h + extra_embed
         h = torch.tanh(self.mix(h + h.mean(1, keepdim=True)))
         logits = self.out(h)
         return (logits, h) if return_hidden else logits
