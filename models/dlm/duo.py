@@ -45,11 +45,12 @@ def q_xt(x0: torch.Tensor, alpha: torch.Tensor, vocab_size: int, generator: torc
     return torch.where(move, noise, x0)
 
 
-def sample_t(batch: int, device: torch.device, t_min: float = 1e-3, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Antithetic times in [t_min, 1]: one uniform offset, evenly spread, lowers the loss's variance."""
+def sample_t(batch: int, device: torch.device, t_min: float = 1e-3, generator: torch.Generator | None = None,
+             t_max: float = 1.0) -> torch.Tensor:
+    """Antithetic times in [t_min, t_max]: one uniform offset, evenly spread, lowers the loss's variance."""
     u = torch.rand(1, generator=generator).to(device)
     t = (u + torch.arange(batch, device=device) / batch) % 1
-    return t_min + (1 - t_min) * t
+    return t_min + (t_max - t_min) * t
 
 
 def nelbo_per_token(logits: torch.Tensor, xt: torch.Tensor, x0: torch.Tensor, alpha: torch.Tensor, dalpha: torch.Tensor) -> torch.Tensor:
@@ -177,14 +178,15 @@ class GaussianCurriculum:
 
 
 def training_loss(denoise, x0: torch.Tensor, vocab_size: int, eps: float = 1e-3, t_min: float = 1e-3,
-                  generator: torch.Generator | None = None, curriculum: GaussianCurriculum | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None, curriculum: GaussianCurriculum | None = None,
+                  t_max: float = 1.0) -> torch.Tensor:
     """Mean NELBO integrand over a batch x0 [B, L] at antithetic times (nats per token).
 
     denoise(xt [B, L], sigma [B]) -> logits [B, L, V]. Averaged over t in [t_min, 1], this
     plus prior_kl() is the validation NELBO bound. With a curriculum the noise comes from
     its band instead (training only: it is not the bound).
     """
-    t = sample_t(x0.shape[0], x0.device, t_min, generator)
+    t = sample_t(x0.shape[0], x0.device, t_min, generator, t_max)
     if curriculum is not None:
         alpha, dalpha = curriculum(t[:, None])
     else:
