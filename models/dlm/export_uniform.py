@@ -1,12 +1,14 @@
 """Exports Duo and LDDM models to model directories (model.json, denoiser.onnx, tokenizer.json).
 
-    python -m dlm.export_uniform --family duo --weights OUT/ema.pt --results OUT/results.json \\
-        --tokenizer .work/tok/tokenizer.json --out models/zoo/duo-tiny
+    python -m dlm.export_uniform --run RUN_DIR --tokenizer ../.work/tok/tokenizer.json \\
+        --out zoo/duo-tiny [--fp16-weights]
+
+RUN_DIR is what dlm.train --family duo|lddm wrote (ema.pt, results.json).
 
 Graphs (docs/model-format.md), dynamic batch and length, opset 17:
   duo   denoiser: tokens, attention_mask, sigma -> logits
   lddm  denoiser: tokens, attention_mask, latent_in -> logits, latent_out   (LDDM-M: masked, no time)
-Weights are stored as they were trained (fp16 state dicts load into an fp32 model).
+With --fp16-weights large initializers are stored as fp16 and cast back at load (dlm.export).
 """
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ import shutil
 import torch
 from torch import nn
 
-from .dit import DiT, DiTConfig, count_params, padding_bias
+from . import manifest as mf
+from .dit import DiTConfig, count_params, padding_bias
+from .export import OPSET, fp16_initializers
 from .lddm import Loopholing
+from .uniform_train import build
 
 
 class DuoGraph(nn.Module):
@@ -38,15 +43,6 @@ class LddmGraph(nn.Module):
 
     def forward(self, tokens, attention_mask, latent_in):
         return self.model(tokens, None, latent_in, attn_bias=padding_bias(attention_mask))
-
-
-def build(family: str, cfg: DiTConfig) -> nn.Module:
-    """The training-time module of a family (what ema.pt holds)."""
-    if family == 'duo':
-        return DiT(cfg)
-    if family == 'lddm':
-        return Loopholing(DiT(cfg), cfg.d_model)
-    raise ValueError(family)
 
 
 def graph_of(family: str, model: nn.Module) -> tuple[nn.Module, list[str], list[str]]:
@@ -70,24 +66,16 @@ def export_graph(family: str, model: nn.Module, cfg: DiTConfig, path: str) -> tu
     axes['sigma'] = {0: 'batch'}
     with torch.no_grad():
         torch.onnx.export(graph, example_inputs(family, cfg), path, input_names=inputs, output_names=outputs,
-                          dynamic_axes={k: v for k, v in axes.items() if k in inputs + outputs}, opset_version=17,
+                          dynamic_axes={k: v for k, v in axes.items() if k in inputs + outputs}, opset_version=OPSET,
                           do_constant_folding=True)
     return inputs, outputs
 
 
-def special_ids(tokenizer_json: dict) -> dict:
-    vocab = tokenizer_json['model']['vocab']
-    ids = {t['content']: t['id'] for t in tokenizer_json.get('added_tokens', [])}
-    get = lambda name: ids.get(name, vocab.get(name))  # noqa: E731
-    return {'mask': get('[MASK]'), 'bos': get('[BOS]'), 'eos': get('[EOS]'), 'pad': get('[PAD]')}
-
-
 def manifest(family: str, name: str, cfg: DiTConfig, n_params: int, inputs: list[str], outputs: list[str],
              tokenizer_json: dict, eps: float, provenance: dict) -> dict:
-    special = special_ids(tokenizer_json)
-    arch = {'d_model': cfg.d_model, 'n_layers': cfg.n_layers, 'n_heads': cfg.n_heads, 'head_dim': cfg.head_dim,
-            'n_params': n_params, 'cond_dim': cfg.cond_dim}
-    common = {'format': 'dlm-serve.model/1', 'name': name, 'tokenizer': 'tokenizer.json', 'vocab_size': cfg.vocab_size,
+    special = mf.special_ids(tokenizer_json)
+    arch = mf.architecture(cfg, n_params)
+    common = {'name': name, 'tokenizer': 'tokenizer.json', 'vocab_size': cfg.vocab_size,
               'max_length': cfg.max_length, 'architecture': arch,
               'graphs': {'denoiser': {'file': 'denoiser.onnx', 'inputs': inputs, 'outputs': outputs}},
               'provenance': provenance}
@@ -111,35 +99,41 @@ def manifest(family: str, name: str, cfg: DiTConfig, n_params: int, inputs: list
     }
 
 
-def load(family: str, weights: str, results: dict) -> tuple[nn.Module, DiTConfig]:
+def load(run: str) -> tuple[str, nn.Module, DiTConfig, dict]:
+    results = json.load(open(os.path.join(run, 'results.json')))
+    family = results['family']
+    if family not in ('duo', 'lddm'):
+        raise SystemExit(f'{run}: family {family!r} is not exported here (dlm.export handles mdlm and ar)')
     cfg = DiTConfig(**results['config'])
     model = build(family, cfg)
-    sd = torch.load(weights, map_location='cpu')
+    sd = torch.load(os.path.join(run, 'ema.pt'), map_location='cpu')
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
-    return model.eval(), cfg
+    return family, model.eval(), cfg, results
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--family', choices=['duo', 'lddm'], required=True)
-    ap.add_argument('--weights', required=True, help='EMA state dict (ema.pt)')
-    ap.add_argument('--results', required=True, help='results.json of the training run')
+    ap.add_argument('--run', required=True, help='training run folder (ema.pt, results.json)')
     ap.add_argument('--tokenizer', required=True)
     ap.add_argument('--out', required=True)
     ap.add_argument('--name', default=None)
+    ap.add_argument('--fp16-weights', action='store_true')
     a = ap.parse_args(argv)
-    results = json.load(open(a.results))
-    model, cfg = load(a.family, a.weights, results)
+    family, model, cfg, results = load(a.run)
     os.makedirs(a.out, exist_ok=True)
-    inputs, outputs = export_graph(a.family, model, cfg, os.path.join(a.out, 'denoiser.onnx'))
+    graph = os.path.join(a.out, 'denoiser.onnx')
+    inputs, outputs = export_graph(family, model, cfg, graph)
+    if a.fp16_weights:
+        fp16_initializers(graph)
     shutil.copyfile(a.tokenizer, os.path.join(a.out, 'tokenizer.json'))
     tok = json.load(open(a.tokenizer))
-    prov = {k: results.get(k) for k in ('family', 'preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo', 'val_ppl_bound', 'seed')}
+    prov = {k: results[k] for k in ('family', 'preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
+                                     'val_ppl_bound', 'params', 'seed', 'curriculum_steps') if k in results}
     name = a.name or os.path.basename(os.path.normpath(a.out))
-    m = manifest(a.family, name, cfg, count_params(model), inputs, outputs, tok, results.get('eps', 1e-3), prov)
-    with open(os.path.join(a.out, 'model.json'), 'w') as f:
-        json.dump(m, f, indent=1)
-    print(f'wrote {a.out}: {m["family"]}, {m["architecture"]["n_params"]:,} parameters')
+    m = manifest(family, name, cfg, count_params(model), inputs, outputs, tok, 1e-3, prov)
+    mf.write(a.out, m)
+    print(json.dumps({'out': a.out, 'family': m['family'], 'params': m['architecture']['n_params'],
+                      'bytes': os.path.getsize(graph)}))
 
 
 if __name__ == '__main__':
