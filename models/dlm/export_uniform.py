@@ -94,9 +94,40 @@ def manifest(family: str, name: str, cfg: DiTConfig, n_params: int, inputs: list
         'noise': {'type': 'masked', 'schedule': 'loglinear', 'eps': eps},
         'loopholing': {'latent_dim': cfg.d_model},
         # No ddpm_cache: the latent changes every step even when the tokens do not.
-        'samplers': ['ddpm', 'remdm'],
+        'samplers': [s for s in mf.MDLM_SAMPLERS if s != 'ddpm_cache'] + ['remdm'],
         'defaults': {'sampler': 'ddpm', 'steps': 64, 'temperature': 1.0, 'top_p': 1.0, 'top_k': 0},
     }
+
+
+def write_card(out: str, m: dict, r: dict, graph_bytes: int) -> None:
+    """The model card: what the network is, how it was trained, what it scores. Sample quality
+    (Gen PPL, entropy) lives in the README's quality table, measured with the yardstick."""
+    kind = 'Duo (uniform-state diffusion)' if r['family'] == 'duo' else 'LDDM-M (masked diffusion with loopholing)'
+    arch = m['architecture']
+    lines = [
+        f"# {m['name']}", '',
+        f"{kind}, trained by dlm-serve on the project corpus (Brown + King James Bible, BPE {m['vocab_size']}).", '',
+        '| | |', '|---|---|',
+        f"| parameters | {arch['n_params']:,} (d_model {arch['d_model']}, {arch['n_layers']} layers, {arch['n_heads']} heads) |",
+        f"| context | {m['max_length']} tokens |",
+        f"| graph | denoiser.onnx, {graph_bytes / 2**20:.1f} MiB (fp16 weights, fp32 compute) |",
+        f"| inputs / outputs | {', '.join(m['graphs']['denoiser']['inputs'])} -> {', '.join(m['graphs']['denoiser']['outputs'])} |",
+        f"| training | {r.get('steps')} steps, {r.get('tokens', 0):,} tokens, {r.get('wall_seconds')} s on {r.get('device')} |",
+        f"| batch x length | {r.get('batch')} x {r.get('seq_len')}, lr {r.get('lr')}, seed {r.get('seed')} |",
+        f"| validation NELBO | {r.get('val_nelbo')} nats/token (perplexity bound {r.get('val_ppl_bound')}) |",
+        f"| samplers | {', '.join(m['samplers'])} (default {m['defaults']['sampler']}, {m['defaults']['steps']} steps) |",
+        '',
+    ]
+    if r['family'] == 'duo':
+        lines.append('Loss: the continuous-time NELBO of the uniform process (models/dlm/duo.py); '
+                     f"Gaussian curriculum steps: {r.get('curriculum_steps', 0) or 0}.")
+    else:
+        lines.append('Loss: MDLM\'s masked loss on self-conditioned logits: half of each batch sees the detached '
+                     'last hidden state of a first pass through LayerNorm (zero-initialised) added to its embeddings '
+                     '(models/dlm/lddm.py). The validation NELBO is scored with that latent.')
+    lines += ['', 'Sample quality (Gen PPL under the judge, unigram entropy) is in the README\'s quality table.', '']
+    with open(os.path.join(out, 'README.md'), 'w') as f:
+        f.write('\n'.join(lines))
 
 
 def load(run: str) -> tuple[str, nn.Module, DiTConfig, dict]:
@@ -118,6 +149,7 @@ def main(argv=None) -> None:
     ap.add_argument('--out', required=True)
     ap.add_argument('--name', default=None)
     ap.add_argument('--fp16-weights', action='store_true')
+    ap.add_argument('--card', action='store_true', help='write README.md (the model card) from results.json')
     a = ap.parse_args(argv)
     family, model, cfg, results = load(a.run)
     os.makedirs(a.out, exist_ok=True)
@@ -132,6 +164,8 @@ def main(argv=None) -> None:
     name = a.name or os.path.basename(os.path.normpath(a.out))
     m = manifest(family, name, cfg, count_params(model), inputs, outputs, tok, 1e-3, prov)
     mf.write(a.out, m)
+    if a.card:
+        write_card(a.out, m, results, os.path.getsize(graph))
     print(json.dumps({'out': a.out, 'family': m['family'], 'params': m['architecture']['n_params'],
                       'bytes': os.path.getsize(graph)}))
 
