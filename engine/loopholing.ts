@@ -50,6 +50,18 @@ export class SequenceLatent {
     this.len = length;
   }
 
+  /**
+   * Drop the first k positions (the row's context slid left when a window committed): the
+   * rest keep their latent at their new positions.
+   */
+  dropFront(k: number): void {
+    if (k <= 0) return;
+    const n = Math.max(0, this.len - k);
+    this.buf.copyWithin(0, k * this.dim, this.len * this.dim);
+    this.buf.fill(0, n * this.dim);
+    this.len = n;
+  }
+
   /** Forget everything (zero latent), as for a fresh sequence. */
   reset(): void {
     this.buf.fill(0);
