@@ -64,3 +64,22 @@ def test_self_conditioning_trains_the_latent_pathway():
     nn.functional.cross_entropy(logits.reshape(-1, 12), x0.reshape(-1)).backward()
     # A zero latent normalises to zero: only the bias can learn from the first pass.
     assert model.latent_input.norm.weight.grad.abs().sum() == 0
+
+
+def test_zero_layernorm_on_the_dit_is_exactly_the_dit():
+    from dlm.dit import DiT, DiTConfig
+    torch.manual_seed(3)
+    dit = DiT(DiTConfig(vocab_size=40, d_model=32, n_layers=2, n_heads=4, cond_dim=16, max_length=32)).eval()
+    with torch.no_grad():
+        for p in dit.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.3)
+    model = lddm.Loopholing(dit, 32).eval()
+    x = torch.randint(0, 40, (2, 12))
+    with torch.no_grad():
+        base = dit(x)
+        logits, hidden = model(x, None, torch.randn(2, 12, 32) * 3)
+        assert torch.equal(logits, base)
+        model.latent_input.norm.weight.fill_(1.0)
+        moved, _ = model(x, None, hidden)
+    assert (moved - base).abs().max() > 1e-3
