@@ -53,6 +53,7 @@ let history = [];
 /** @type {Reply | null} */
 let current = null;
 let counter = 0;
+let lostOnce = false;
 
 // ---- connection ----
 
@@ -64,6 +65,8 @@ const conn = new Connection(wsUrl, {
       els.status.textContent = 'connected';
       els.retry.hidden = true;
       hideBanner();
+      // A server that came back may serve another model.
+      if (lostOnce) void loadModels();
     } else if (s.state === 'connecting') {
       els.status.textContent = 'connecting…';
     } else {
@@ -74,9 +77,8 @@ const conn = new Connection(wsUrl, {
   },
   onLost(reason) {
     showBanner(`${reason}. Reconnecting…`);
+    lostOnce = true;
     if (current !== null) fail(current, 'connection_lost', `${reason}; the reply was interrupted`);
-    // Model list may have changed if the server came back with another model.
-    void loadModels();
   },
   onFrame: onFrame,
 });
