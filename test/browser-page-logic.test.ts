@@ -73,6 +73,9 @@ test('canvas: decoded text, the frame mask id, and string canvases', () => {
     null,
   );
   assert.deepEqual(withText, { step: 4, offset: 8, slots: [{ id: 3, text: ' hi' }, { id: 42, text: null }] });
+  // canvas_text null marks a masked position even when the page does not know the mask id.
+  const nullText = canvas.readStep({ step: 1, offset: 0, canvas: [7, 8, 1], canvas_text: [' a', null, ''] }, null);
+  assert.deepEqual(nullText.slots, [{ id: 7, text: ' a' }, { id: 8, text: null }, { id: 1, text: '' }]);
   const strings = canvas.readStep({ step: 1, canvas: ['a', null] }, null);
   assert.deepEqual(strings.slots, [{ id: null, text: 'a' }, { id: null, text: null }]);
   // Same string, no ids: compared by text.

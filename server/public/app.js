@@ -33,12 +33,13 @@ const els = {
   streamSteps: /** @type {HTMLInputElement} */ ($('stream-steps')),
   raw: /** @type {HTMLInputElement} */ ($('raw')),
   newChat: /** @type {HTMLButtonElement} */ ($('new-chat')),
+  apiKey: /** @type {HTMLInputElement} */ ($('api-key')),
 };
 
 // Samplers the engine knows, offered when /v1/models does not list a model's own.
 const KNOWN_SAMPLERS = ['ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold'];
 
-/** @typedef {{ id: string, samplers?: string[], mask_id?: number | null, family?: string, max_length?: number }} ModelEntry */
+/** @typedef {{ id: string, samplers?: string[], mask_id?: number | null, family?: string, max_model_len?: number, max_length?: number }} ModelEntry */
 /** @type {ModelEntry[]} */
 let models = [];
 
@@ -57,7 +58,25 @@ let lostOnce = false;
 
 // ---- connection ----
 
-const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
+// A server started with API keys wants one: HTTP takes it as a Bearer header, the WebSocket
+// (whose browser API cannot set headers) as the api_key query parameter. It may come in the
+// page's own URL (?api_key=...) or the field; it is kept for this tab only.
+const params = new URLSearchParams(location.search);
+els.apiKey.value = params.get('api_key') ?? sessionStorage.getItem('dlm-api-key') ?? '';
+function apiKey() {
+  return els.apiKey.value.trim();
+}
+function wsUrl() {
+  const key = apiKey();
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws${key ? `?api_key=${encodeURIComponent(key)}` : ''}`;
+}
+els.apiKey.addEventListener('change', () => {
+  sessionStorage.setItem('dlm-api-key', apiKey());
+  if (current !== null) fail(current, 'connection_lost', 'reconnecting with the new API key');
+  conn.reconnect();
+  void loadModels();
+});
+
 const conn = new Connection(wsUrl, {
   onStatus(s) {
     els.status.dataset.state = s.state;
@@ -105,7 +124,9 @@ function updateButtons() {
 
 async function loadModels() {
   try {
-    const res = await fetch('/v1/models');
+    const key = apiKey();
+    const res = await fetch('/v1/models', key ? { headers: { Authorization: `Bearer ${key}` } } : {});
+    if (res.status === 401) throw new Error('the server wants an API key (field on the left)');
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
     models = Array.isArray(body.data) ? body.data : [];
@@ -129,7 +150,8 @@ function describeModel() {
   els.samplers.replaceChildren(...samplers.map((s) => new Option(s)));
   const facts = [];
   if (m?.family) facts.push(m.family);
-  if (m?.max_length) facts.push(`context ${m.max_length}`);
+  const context = m?.max_model_len ?? m?.max_length;
+  if (context) facts.push(`context ${context}`);
   els.modelInfo.textContent = facts.join(' · ');
 }
 els.model.addEventListener('change', describeModel);
@@ -387,8 +409,11 @@ class CanvasView {
       ...view.cells.map((cell) => {
         const span = document.createElement('span');
         span.className = `cell ${cell.state}`;
-        span.textContent = cell.text ?? ' ';
-        span.title = `position ${cell.pos}${cell.changes > 0 ? `, changed ${cell.changes}×` : ''}`;
+        // A token without text (EOS, padding) still takes its place on the canvas.
+        const special = cell.text === '';
+        span.textContent = cell.text === null ? ' ' : special ? '∅' : cell.text;
+        if (special) span.classList.add('special');
+        span.title = `position ${cell.pos}${special ? ', special token' : ''}${cell.changes > 0 ? `, changed ${cell.changes}×` : ''}`;
         if (cell.changes > 0) span.dataset.changes = String(cell.changes);
         return span;
       }),

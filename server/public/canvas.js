@@ -15,11 +15,12 @@
  */
 
 /**
- * Reads one position of a `step` frame's canvas. The protocol gives token ids with the mask
- * id where masked; a server may also send the decoded strings (`canvas_text`), or strings
- * with null for mask directly. Anything else is treated as masked rather than guessed.
+ * Reads one position of a `step` frame's canvas. The protocol gives token ids, and beside them
+ * `canvas_text`, the text of each position with null where masked; without it, a position is
+ * masked when its id is the mask id, and a token shows as its id. A canvas of strings (null
+ * where masked) is read too. Anything else is treated as masked rather than guessed.
  * @param {unknown} entry
- * @param {unknown} text decoded string for this position, if the frame has one
+ * @param {unknown} text this position's `canvas_text` entry; undefined when the frame has none
  * @param {number | null} maskId
  * @returns {Slot}
  */
@@ -27,7 +28,7 @@ export function readSlot(entry, text, maskId) {
   if (entry === null || entry === undefined) return { id: null, text: null };
   if (typeof entry === 'string') return { id: null, text: entry };
   if (typeof entry === 'number') {
-    if (maskId !== null && entry === maskId) return { id: entry, text: null };
+    if (text === null || (maskId !== null && entry === maskId)) return { id: entry, text: null };
     return { id: entry, text: typeof text === 'string' ? text : `#${entry}` };
   }
   return { id: null, text: null };
@@ -41,12 +42,12 @@ export function readSlot(entry, text, maskId) {
  */
 export function readStep(frame, maskId) {
   const canvas = Array.isArray(frame.canvas) ? frame.canvas : [];
-  const texts = Array.isArray(frame.canvas_text) ? frame.canvas_text : [];
+  const texts = Array.isArray(frame.canvas_text) ? frame.canvas_text : null;
   const mask = typeof frame.mask_id === 'number' ? frame.mask_id : maskId;
   return {
     step: typeof frame.step === 'number' ? frame.step : 0,
     offset: typeof frame.offset === 'number' ? frame.offset : 0,
-    slots: canvas.map((entry, i) => readSlot(entry, texts[i], mask)),
+    slots: canvas.map((entry, i) => readSlot(entry, texts === null ? undefined : texts[i], mask)),
   };
 }
 

@@ -26,7 +26,8 @@ export function backoffDelay(attempt, minDelayMs, maxDelayMs, r) {
 
 export class Connection {
   /**
-   * @param {string} url
+   * @param {string | (() => string)} url a function is asked again at every (re)connect, so a
+   *   changed API key takes effect on the next socket
    * @param {Options} [opts]
    */
   constructor(url, opts = {}) {
@@ -54,7 +55,7 @@ export class Connection {
   connect() {
     const Impl = this.opts.WebSocketImpl ?? WebSocket;
     this.opts.onStatus?.({ state: 'connecting' });
-    const ws = new Impl(this.url);
+    const ws = new Impl(typeof this.url === 'function' ? this.url() : this.url);
     this.ws = ws;
     let opened = false;
     ws.onopen = () => {
@@ -78,7 +79,7 @@ export class Connection {
       this.ws = null;
       const reason = opened
         ? `connection lost (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`
-        : 'server unreachable';
+        : 'server unreachable or connection refused';
       if (opened) this.opts.onLost?.(reason);
       if (this.closed) return;
       this.attempt += 1;
@@ -109,6 +110,17 @@ export class Connection {
     if (!this.open || this.ws === null) return false;
     this.ws.send(JSON.stringify(frame));
     return true;
+  }
+
+  /** Drop the socket and connect again at once (settings of the URL changed). */
+  reconnect() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close();
+    this.attempt = 0;
+    this.connect();
   }
 
   close() {
