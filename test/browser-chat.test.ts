@@ -74,11 +74,13 @@ async function stopServer(): Promise<void> {
 }
 
 /** Sets the controls of the sidebar; a value of '' leaves a setting to the model's default. */
-async function settings(s: { sampler?: string; steps?: string; maxTokens?: string; canvas?: boolean }): Promise<void> {
+async function settings(s: { sampler?: string; steps?: string; maxTokens?: string; canvas?: boolean; fixedLength?: boolean }): Promise<void> {
   await page.getByTestId('sampler').fill(s.sampler ?? '');
   await page.getByTestId('steps').fill(s.steps ?? '');
   await page.getByTestId('max-tokens').fill(s.maxTokens ?? '24');
   await page.getByTestId('stream-steps').setChecked(s.canvas ?? false);
+  // A tiny model may say EOS at once; the tests that need a long reply ask for a fixed length.
+  await page.getByTestId('ignore-eos').setChecked(s.fixedLength ?? false);
 }
 
 /** Sends a message and returns the locator of the assistant reply it starts. */
@@ -121,7 +123,7 @@ after(async () => {
 });
 
 test('a message gets a reply streamed block by block, with its numbers underneath', { skip: waiting }, async () => {
-  await settings({ maxTokens: '48' });
+  await settings({ maxTokens: '48', fixedLength: true });
   // Record every text the reply shows while it streams, to see it grow rather than appear.
   await page.evaluate(`(() => {
     window.seen = [];
@@ -142,7 +144,7 @@ test('a message gets a reply streamed block by block, with its numbers underneat
 });
 
 test('the canvas view shows masked positions being unmasked step by step', { skip: waiting }, async () => {
-  await settings({ maxTokens: '32', steps: '16', canvas: true });
+  await settings({ maxTokens: '32', steps: '16', canvas: true, fixedLength: true });
   // Which cell states the live view ever painted.
   await page.evaluate(`(() => {
     window.states = {};
@@ -170,7 +172,7 @@ test('the canvas view shows masked positions being unmasked step by step', { ski
 });
 
 test('stop cancels a long reply and keeps what had arrived', { skip: waiting }, async () => {
-  await settings({ maxTokens: '512', steps: '256', canvas: true });
+  await settings({ maxTokens: '512', steps: '256', canvas: true, fixedLength: true });
   const reply = await ask('A long story');
   // Stop once the reply has visibly started (a step painted or a block committed).
   await reply.locator('.cell, .text:not(:empty)').first().waitFor({ timeout: 30_000 });
@@ -194,7 +196,7 @@ test('a server error frame is shown to the user, and the chat goes on', { skip: 
 });
 
 test('a dropped connection is shown, retried, and the page works again when the server is back', { skip: waiting }, async () => {
-  await settings({ maxTokens: '512', steps: '256' });
+  await settings({ maxTokens: '512', steps: '256', fixedLength: true });
   const reply = await ask('Interrupted');
   await stopServer();
   // The reply in flight is marked as interrupted, and the status says we are retrying.

@@ -32,6 +32,7 @@ const els = {
   maxTokens: /** @type {HTMLInputElement} */ ($('max-tokens')),
   streamSteps: /** @type {HTMLInputElement} */ ($('stream-steps')),
   raw: /** @type {HTMLInputElement} */ ($('raw')),
+  ignoreEos: /** @type {HTMLInputElement} */ ($('ignore-eos')),
   newChat: /** @type {HTMLButtonElement} */ ($('new-chat')),
   apiKey: /** @type {HTMLInputElement} */ ($('api-key')),
 };
@@ -159,7 +160,8 @@ els.model.addEventListener('change', describeModel);
 /**
  * The settings object of a `generate` frame: only what the user set, so that the server's
  * per-model defaults apply to the rest (a block size sent to a model without blocks is an
- * error, rightly).
+ * error, rightly). A server serves one model, so the model control names the one that
+ * /v1/models lists rather than choosing among several.
  * @returns {Record<string, unknown>}
  */
 function settings() {
@@ -169,13 +171,13 @@ function settings() {
   const number = (el, name) => {
     if (el.value.trim() !== '') s[name] = Number(el.value);
   };
-  if (models.length > 1) s.model = els.model.value;
   if (els.sampler.value.trim() !== '') s.sampler = els.sampler.value.trim();
   number(els.steps, 'steps');
   number(els.blockSize, 'block_size');
   number(els.temperature, 'temperature');
   number(els.maxTokens, 'max_tokens');
   if (els.streamSteps.checked) s.stream_steps = true;
+  if (els.ignoreEos.checked) s.ignore_eos = true;
   return s;
 }
 
