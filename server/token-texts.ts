@@ -52,3 +52,18 @@ export class TokenTexts {
     return canvas.map((id) => (id === this.maskId ? null : table[id] ?? ''));
   }
 }
+
+const shared = new WeakMap<object, TokenTexts>();
+
+/**
+ * The one table of a tokenizer: every socket and request that streams steps shares it, and
+ * it is built once, when the first of them asks.
+ */
+export function tokenTextsFor(tokenizer: { decode: Decode }, vocabSize: number, maskId: number | null): TokenTexts {
+  let texts = shared.get(tokenizer);
+  if (texts === undefined) {
+    texts = new TokenTexts((ids) => tokenizer.decode(ids), vocabSize, maskId);
+    shared.set(tokenizer, texts);
+  }
+  return texts;
+}

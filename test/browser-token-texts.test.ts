@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tokenizer } from 'tokenizers';
-import { TokenTexts } from '../server/token-texts.js';
+import { TokenTexts, tokenTextsFor } from '../server/token-texts.js';
 
 const vocab = { '[PAD]': 0, '[EOS]': 1, the: 2, cat: 3, sat: 4, '[MASK]': 5 };
 const tokenizer = Tokenizer.fromString(JSON.stringify({
@@ -42,4 +42,13 @@ test('ids beyond the vocabulary read as empty rather than failing the stream', a
   const texts = new TokenTexts((ids) => tokenizer.decode(ids, true), 6, null);
   await texts.ready();
   assert.deepEqual(texts.canvasText([2, 99]), ['the', '']);
+});
+
+test('one table per tokenizer, shared by every request that streams steps', async () => {
+  const tok = { decode: (ids: number[]) => tokenizer.decode(ids, true) };
+  const a = tokenTextsFor(tok, 6, 5);
+  assert.equal(tokenTextsFor(tok, 6, 5), a);
+  assert.notEqual(tokenTextsFor({ decode: tok.decode }, 6, 5), a);
+  await a.ready();
+  assert.deepEqual(a.canvasText([3, 5]), ['cat', null]);
 });
