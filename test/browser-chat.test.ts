@@ -40,6 +40,8 @@ let port = 0;
 let server: ChildProcess | null = null;
 let serverLog = '';
 let browser: Browser | null = null;
+/** A reply as long as the model's context comfortably allows, one token per step: slow to finish. */
+let longReply = '64';
 let page: Page;
 
 async function startServer(): Promise<void> {
@@ -83,10 +85,14 @@ async function settings(s: { sampler?: string; steps?: string; maxTokens?: strin
   await page.getByTestId('ignore-eos').setChecked(s.fixedLength ?? false);
 }
 
-/** Sends a message and returns the locator of the assistant reply it starts. */
+/**
+ * Sends a message in a new chat (a tiny model's context holds little history) and returns
+ * the locator of the assistant reply it starts.
+ */
 async function ask(text: string) {
   await page.getByTestId('send').waitFor({ state: 'visible' });
   await page.locator('#send:not([disabled])').waitFor();
+  await page.locator('#new-chat').click();
   const before = await page.getByTestId('msg-assistant').count();
   await page.getByTestId('prompt').fill(text);
   await page.getByTestId('send').click();
@@ -95,11 +101,21 @@ async function ask(text: string) {
   return reply;
 }
 
+/** Waits until the reply has ended; an error shown in it fails the test with its text. */
+async function finished(reply: ReturnType<Page['locator']>): Promise<void> {
+  await reply.and(page.locator('[data-state=done], [data-state=error]')).waitFor({ timeout: 30_000 });
+  if ((await reply.getAttribute('data-state')) === 'error') {
+    assert.fail(`the reply ended in an error: ${await reply.getByTestId('error').textContent()}`);
+  }
+}
+
 before(async () => {
   if (waiting) return;
   mkdirSync(artifacts, { recursive: true });
   port = await freePort();
   await startServer();
+  const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: { max_model_len?: number }[] };
+  longReply = String(Math.max(16, Math.floor((models.data[0]?.max_model_len ?? 128) / 2)));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -133,7 +149,7 @@ test('a message gets a reply streamed block by block, with its numbers underneat
     }).observe(document.getElementById('messages'), { subtree: true, childList: true, characterData: true });
   })()`);
   const reply = await ask('Once upon a time');
-  await reply.and(page.locator('[data-state=done]')).waitFor({ timeout: 30_000 });
+  await finished(reply);
   const text = await reply.locator('.text').textContent();
   assert.ok(text !== null && text.length > 0, 'the reply has text');
   const seen = (await page.evaluate('window.seen')) as string[];
@@ -156,7 +172,7 @@ test('the canvas view shows masked positions being unmasked step by step', { ski
     }).observe(document.getElementById('messages'), { subtree: true, childList: true });
   })()`);
   const reply = await ask('The canvas');
-  await reply.and(page.locator('[data-state=done]')).waitFor({ timeout: 30_000 });
+  await finished(reply);
   const canvas = reply.getByTestId('canvas');
   const steps = Number(await canvas.getAttribute('data-steps'));
   assert.ok(steps >= 2, `expected several steps, got ${steps}`);
@@ -172,12 +188,12 @@ test('the canvas view shows masked positions being unmasked step by step', { ski
 });
 
 test('stop cancels a long reply and keeps what had arrived', { skip: waiting }, async () => {
-  await settings({ maxTokens: '512', steps: '256', canvas: true, fixedLength: true });
+  await settings({ maxTokens: longReply, steps: longReply, canvas: true, fixedLength: true });
   const reply = await ask('A long story');
   // Stop once the reply has visibly started (a step painted or a block committed).
   await reply.locator('.cell, .text:not(:empty)').first().waitFor({ timeout: 30_000 });
   await page.getByTestId('stop').click();
-  await reply.and(page.locator('[data-state=done]')).waitFor({ timeout: 30_000 });
+  await finished(reply);
   assert.equal(await reply.getAttribute('data-finish'), 'cancelled');
   assert.match((await reply.getByTestId('stats').textContent()) ?? '', /\(stopped\)/);
   await page.locator('#send:not([disabled])').waitFor();
@@ -192,11 +208,11 @@ test('a server error frame is shown to the user, and the chat goes on', { skip: 
   await page.screenshot({ path: join(artifacts, 'chat-error.png') });
   await settings({});
   const ok = await ask('And this should work');
-  await ok.and(page.locator('[data-state=done]')).waitFor({ timeout: 30_000 });
+  await finished(ok);
 });
 
 test('a dropped connection is shown, retried, and the page works again when the server is back', { skip: waiting }, async () => {
-  await settings({ maxTokens: '512', steps: '256', fixedLength: true });
+  await settings({ maxTokens: longReply, steps: longReply, fixedLength: true });
   const reply = await ask('Interrupted');
   await stopServer();
   // The reply in flight is marked as interrupted, and the status says we are retrying.
@@ -210,6 +226,6 @@ test('a dropped connection is shown, retried, and the page works again when the 
   await page.locator('[data-testid=status][data-state=open]').waitFor({ timeout: 20_000 });
   await settings({});
   const again = await ask('Back again');
-  await again.and(page.locator('[data-state=done]')).waitFor({ timeout: 30_000 });
+  await finished(again);
   await page.screenshot({ path: join(artifacts, 'chat.png') });
 });
