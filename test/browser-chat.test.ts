@@ -3,77 +3,19 @@
 // streamed reply, the denoising canvas, stop, a server error frame, and a server restart.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { ROOT, SpawnedServer, freePort, serverWaiting as waiting } from './helpers/spawned-server.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const serverMain = join(root, 'dist', 'server', 'main.js');
-const modelDir = process.env.DLM_TEST_MODEL ?? join(root, 'models', 'zoo', 'tiny-mdlm');
-const artifacts = join(root, 'test-artifacts');
+const artifacts = join(ROOT, 'test-artifacts');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-// The page is tested against the real server only. Until server/main.ts is on this branch
-// there is nothing to run it against; say so instead of faking one.
-const waiting = !existsSync(serverMain)
-  ? 'waits for the server (dist/server/main.js is not built on this branch yet)'
-  : !existsSync(join(modelDir, 'model.json'))
-    ? `waits for the tiny model (${modelDir} has no model.json)`
-    : false;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-let port = 0;
-let server: ChildProcess | null = null;
-let serverLog = '';
+let server: SpawnedServer;
 let browser: Browser | null = null;
+let page: Page;
 /** A reply as long as the model's context comfortably allows, one token per step: slow to finish. */
 let longReply = '64';
-let page: Page;
-
-async function startServer(): Promise<void> {
-  const child = spawn(process.execPath, [serverMain, '--port', String(port), '--model', modelDir, '--threads', '1'], {
-    cwd: root,
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (d) => (serverLog = (serverLog + String(d)).slice(-4000)));
-  child.stderr?.on('data', (d) => (serverLog = (serverLog + String(d)).slice(-4000)));
-  server = child;
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${serverLog}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`server did not become healthy in 30 s:\n${serverLog}`);
-}
-
-async function stopServer(): Promise<void> {
-  const child = server;
-  server = null;
-  if (child === null || child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
-}
 
 /** Sets the controls of the sidebar; a value of '' leaves a setting to the model's default. */
 async function settings(s: { sampler?: string; steps?: string; maxTokens?: string; canvas?: boolean; fixedLength?: boolean }): Promise<void> {
@@ -112,9 +54,9 @@ async function finished(reply: ReturnType<Page['locator']>): Promise<void> {
 before(async () => {
   if (waiting) return;
   mkdirSync(artifacts, { recursive: true });
-  port = await freePort();
-  await startServer();
-  const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: { max_model_len?: number }[] };
+  server = new SpawnedServer(await freePort());
+  await server.start();
+  const models = (await (await fetch(`${server.base}/v1/models`)).json()) as { data: { max_model_len?: number }[] };
   longReply = String(Math.max(16, Math.floor((models.data[0]?.max_model_len ?? 128) / 2)));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -127,15 +69,15 @@ before(async () => {
   const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
   page = await context.newPage();
   page.on('pageerror', (err) => {
-    serverLog += `\n[page error] ${err.message}`;
+    server.log += `\n[page error] ${err.message}`;
   });
-  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.goto(`${server.base}/`);
   await page.locator('[data-testid=status][data-state=open]').waitFor({ timeout: 10_000 });
 });
 
 after(async () => {
   await browser?.close();
-  await stopServer();
+  await server?.stop();
 });
 
 test('a message gets a reply streamed block by block, with its numbers underneath', { skip: waiting }, async () => {
@@ -214,7 +156,7 @@ test('a server error frame is shown to the user, and the chat goes on', { skip: 
 test('a dropped connection is shown, retried, and the page works again when the server is back', { skip: waiting }, async () => {
   await settings({ maxTokens: longReply, steps: longReply, fixedLength: true });
   const reply = await ask('Interrupted');
-  await stopServer();
+  await server.stop();
   // The reply in flight is marked as interrupted, and the status says we are retrying.
   await reply.and(page.locator('[data-state=error]')).waitFor({ timeout: 10_000 });
   assert.equal(await reply.getByTestId('error').getAttribute('data-code'), 'connection_lost');
@@ -222,7 +164,7 @@ test('a dropped connection is shown, retried, and the page works again when the 
   assert.match((await page.getByTestId('status').textContent()) ?? '', /retrying in/);
   assert.equal(await page.getByTestId('banner').isVisible(), true);
   await page.screenshot({ path: join(artifacts, 'chat-reconnecting.png') });
-  await startServer();
+  await server.start();
   await page.locator('[data-testid=status][data-state=open]').waitFor({ timeout: 20_000 });
   await settings({});
   const again = await ask('Back again');
