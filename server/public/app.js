@@ -56,6 +56,8 @@ let history = [];
 let current = null;
 let counter = 0;
 let lostOnce = false;
+/** Ids of replies that ended here; a late frame for one (say, a stop that crossed `done`) is moot. */
+const ended = new Set();
 
 // ---- connection ----
 
@@ -258,7 +260,7 @@ function onFrame(frame) {
     const message = `${String(frame.message ?? '')}${param}`;
     // An error for no generation of ours (a bad frame, the engine down) is still the user's to see.
     if (reply !== null) fail(reply, code, message);
-    else showBanner(`server error ${code}: ${message}`);
+    else if (!ended.has(frame.id)) showBanner(`server error ${code}: ${message}`);
     return;
   }
   if (reply === null) return; // a late frame for a reply that already ended
@@ -329,6 +331,7 @@ function fail(reply, code, message) {
 
 /** @param {Reply} reply */
 function end(reply) {
+  ended.add(reply.id);
   if (current === reply) current = null;
   updateButtons();
   els.prompt.focus();
