@@ -8,3 +8,6 @@ bash scripts/setup-browser.sh
 # npm ci rejects this lock file (npm 11 wants lock entries for optional native addons of other
 # platforms, msgpackr-extract-darwin-*); npm install honours the same lock and installs the same tree.
 npm install --no-audit --no-fund
+# A CPU Vulkan driver (lavapipe, mesa 25) under .work/ so that the WebGPU tests run for real
+# here; where it cannot be set up they report themselves skipped.
+bash scripts/setup-lavapipe.sh || echo "setup-test: no lavapipe: the WebGPU-on-CPU tests will be skipped"

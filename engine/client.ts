@@ -1,0 +1,164 @@
+// The server's side of the engine: forks engine/main.js, routes its messages to per-sequence
+// callbacks, and survives it. When the engine process dies or stops answering, every live
+// sequence gets an `engine_crashed` error and then `done`, and a fresh engine process starts.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Engine, EngineOptions, SequenceEvents, SequenceHandle } from './api.js';
+import type { FromEngine, GenerationParams, ModelInfo, StatsMsg, ToEngine } from './protocol.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+/** A stats request unanswered for this long means the engine is hung: it is killed and restarted. */
+const WATCHDOG_MS = 60_000;
+
+export class EngineStartError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'EngineStartError';
+  }
+}
+
+/** generate() refused at once (the queue is full). */
+export class EngineBusyError extends Error {
+  readonly code = 'queue_full';
+}
+
+interface Live {
+  events: SequenceEvents;
+  promptTokens: number;
+}
+
+class EngineClient implements Engine {
+  model!: ModelInfo;
+  private child: ChildProcess | null = null;
+  private ready = false;
+  private closing = false;
+  private nextId = 1;
+  private readonly live = new Map<number, Live>();
+  private pending: ToEngine[] = [];
+  private statsWaiters: { resolve(s: StatsMsg): void; reject(e: Error): void; timer: NodeJS.Timeout }[] = [];
+  restarts = 0;
+
+  constructor(private readonly opts: EngineOptions) {}
+
+  /** Starts the engine process; resolves once it reports ready, rejects with its start error. */
+  spawn(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = fork(MAIN, [JSON.stringify(this.opts)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      this.child = child;
+      let started = false;
+      let startError: EngineStartError | null = null;
+      child.on('message', (raw) => {
+        const msg = raw as FromEngine;
+        if (!started) {
+          if (msg.type === 'ready') {
+            started = true;
+            this.model = msg.model;
+            this.ready = true;
+            for (const m of this.pending) child.send(m);
+            this.pending = [];
+            resolve();
+          } else if (msg.type === 'error' && msg.id === null) {
+            startError = new EngineStartError(msg.code, msg.message);
+          }
+          return;
+        }
+        this.onMessage(msg);
+      });
+      child.on('exit', (code, signal) => {
+        this.ready = false;
+        if (!started) {
+          reject(startError ?? new EngineStartError('engine_start_failed', `engine process exited before it was ready (code ${code}, signal ${signal})`));
+          return;
+        }
+        this.onCrash(`engine process exited (code ${code}, signal ${signal})`);
+      });
+    });
+  }
+
+  private onMessage(msg: FromEngine): void {
+    switch (msg.type) {
+      case 'commit': this.live.get(msg.id)?.events.commit(msg.tokens); break;
+      case 'step': this.live.get(msg.id)?.events.step?.(msg); break;
+      case 'error':
+        if (msg.id !== null) this.live.get(msg.id)?.events.error?.(msg);
+        break;
+      case 'done': {
+        const l = this.live.get(msg.id);
+        this.live.delete(msg.id);
+        l?.events.done(msg);
+        break;
+      }
+      case 'stats': {
+        const w = this.statsWaiters.shift();
+        if (w) { clearTimeout(w.timer); w.resolve(msg); }
+        break;
+      }
+      case 'ready': break;
+    }
+  }
+
+  private onCrash(why: string): void {
+    for (const w of this.statsWaiters.splice(0)) { clearTimeout(w.timer); w.reject(new Error(why)); }
+    const lost = [...this.live.entries()];
+    this.live.clear();
+    for (const [id, l] of lost) {
+      l.events.error?.({ type: 'error', id, code: 'engine_crashed', message: `${why}; the request was lost, retry it` });
+      l.events.done({ type: 'done', id, reason: 'error', usage: { promptTokens: l.promptTokens, completionTokens: 0, nfe: 0, cachedTokens: 0 } });
+    }
+    if (this.closing) return;
+    this.restarts++;
+    this.spawn().catch((err: Error) => {
+      process.emitWarning(`engine restart failed: ${err.message}`);
+    });
+  }
+
+  private send(msg: ToEngine): void {
+    if (this.ready && this.child?.connected) this.child.send(msg);
+    else this.pending.push(msg);
+  }
+
+  generate(prompt: number[], params: GenerationParams, events: SequenceEvents): SequenceHandle {
+    const cap = (this.opts.maxBatch ?? 16) + (this.opts.maxQueue ?? 256);
+    if (this.live.size >= cap) throw new EngineBusyError(`the engine has ${this.live.size} sequences; retry later`);
+    const id = this.nextId++;
+    this.live.set(id, { events, promptTokens: prompt.length });
+    this.send({ type: 'generate', id, prompt, params });
+    return { id, cancel: () => { if (this.live.has(id)) this.send({ type: 'cancel', id }); } };
+  }
+
+  stats(): Promise<StatsMsg> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.statsWaiters.findIndex((w) => w.timer === timer);
+        if (i >= 0) this.statsWaiters.splice(i, 1);
+        reject(new Error('engine did not answer within the watchdog time; restarting it'));
+        this.child?.kill('SIGKILL');
+      }, WATCHDOG_MS);
+      this.statsWaiters.push({ resolve, reject, timer });
+      this.send({ type: 'stats' });
+    });
+  }
+
+  /** For tests: the engine process id. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      child.once('exit', () => { clearTimeout(timer); resolve(); });
+      if (child.connected) child.send({ type: 'shutdown' } satisfies ToEngine);
+      else child.kill('SIGKILL');
+    });
+  }
+}
+
+export async function startEngine(opts: EngineOptions): Promise<Engine & { readonly pid: number | undefined; readonly restarts: number }> {
+  const client = new EngineClient(opts);
+  await client.spawn();
+  return client;
+}

@@ -1,0 +1,177 @@
+// The engine in-process: model directory -> sessions -> scheduler. engine/main.ts runs it in
+// the engine's own process behind IPC; benchmarks may run it directly.
+import * as ort from 'onnxruntime-node';
+import type { EngineOptions } from './api.js';
+import { openDeviceSession } from './device-session.js';
+import { MdlmSequence, type MaskedModel } from './families/mdlm.js';
+import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
+import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
+import { isMaskedSampler } from './samplers/masked.js';
+import { Scheduler, type Runner } from './scheduler.js';
+import type { Sequence } from './sequence.js';
+
+export interface CoreEvents {
+  commit(id: number, tokens: number[]): void;
+  step(msg: StepMsg): void;
+  error(msg: ErrorMsg): void;
+  done(msg: DoneMsg): void;
+}
+
+/** A request the engine refuses before it starts (bad settings, full queue). */
+export class EngineRequestError extends Error {
+  constructor(readonly code: string, message: string, readonly param?: string) {
+    super(message);
+  }
+}
+
+const SERVABLE = new Set(['mdlm']);
+
+export function modelInfo(m: Manifest, device: string): ModelInfo {
+  const d = m.defaults;
+  const sampler = typeof d.sampler === 'string' && m.samplers.includes(d.sampler) ? d.sampler : m.samplers[0]!;
+  return {
+    name: m.name,
+    family: m.family,
+    vocabSize: m.vocab_size,
+    maxLength: m.max_length,
+    maskId: m.special_tokens.mask,
+    eosId: m.special_tokens.eos,
+    samplers: m.samplers,
+    defaults: {
+      maxTokens: d.max_tokens ?? 64,
+      sampler,
+      steps: d.steps ?? 32,
+      temperature: d.temperature ?? 1,
+      topP: d.top_p ?? 1,
+      topK: d.top_k ?? 0,
+      ignoreEos: false,
+      ...(d.block_size !== undefined ? { blockSize: d.block_size } : {}),
+    },
+    limits: {
+      maxSteps: 1024,
+      blockSizes: m.block?.sizes ?? null,
+      maxSpeculativeK: m.family === 'asarm' ? 16 : null,
+    },
+    device,
+  };
+}
+
+export class EngineCore {
+  readonly model: ModelInfo;
+  private readonly scheduler: Scheduler;
+  private readonly live = new Map<number, Sequence>();
+  private stepSeconds: number[] = [];
+  private batchSizes: number[] = [];
+  private loopDone: Promise<void>;
+
+  private constructor(
+    private readonly dir: ModelDir,
+    private readonly sessions: Map<string, ort.InferenceSession>,
+    opts: EngineOptions,
+    private readonly events: CoreEvents,
+  ) {
+    const m = dir.manifest;
+    this.model = modelInfo(m, opts.device);
+    const V = m.vocab_size;
+    const runner: Runner = {
+      vocabSize: V,
+      run: async (role, tokens, mask, B, L) => {
+        const session = this.sessions.get(role);
+        if (!session) throw new Error(`model ${m.name} has no '${role}' graph`);
+        const out = await session.run({
+          tokens: new ort.Tensor('int64', tokens, [B, L]),
+          attention_mask: new ort.Tensor('int64', mask, [B, L]),
+        });
+        const logits = out[m.graphs[role]!.outputs[0]!]!;
+        const data = logits.data as Float32Array;
+        logits.dispose?.();
+        return data;
+      },
+    };
+    this.scheduler = new Scheduler(runner, {
+      finished: (seq) => this.finish(seq),
+      failed: (seq, err) => {
+        this.events.error({ type: 'error', id: seq.id, code: 'engine_error', message: String((err as Error)?.message ?? err) });
+      },
+      call: ({ seconds, batch }) => { this.stepSeconds.push(seconds); this.batchSizes.push(batch); },
+    }, opts.maxBatch ?? 16, opts.maxQueue ?? 256);
+    this.loopDone = this.scheduler.loop();
+  }
+
+  static async open(opts: EngineOptions, events: CoreEvents): Promise<EngineCore> {
+    const dir = loadModelDir(opts.modelDir);
+    const m = dir.manifest;
+    if (!SERVABLE.has(m.family)) {
+      throw new EngineRequestError('unsupported_model', `model ${m.name}: family '${m.family}' is not served by this engine yet`);
+    }
+    const sessions = new Map<string, ort.InferenceSession>();
+    for (const [role, path] of Object.entries(dir.graphPaths)) {
+      sessions.set(role, await openDeviceSession(path, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
+    }
+    return new EngineCore(dir, sessions, opts, events);
+  }
+
+  private maskedModel(): MaskedModel {
+    const m = this.dir.manifest;
+    return {
+      vocabSize: m.vocab_size,
+      maxLength: m.max_length,
+      maskId: m.special_tokens.mask!,
+      eosId: m.special_tokens.eos,
+      eps: m.noise?.eps ?? 1e-3,
+      defaultWindow: Math.min(128, Math.max(1, Math.floor(m.max_length / 2))),
+    };
+  }
+
+  /** Starts a sequence; throws EngineRequestError for settings the model cannot take. */
+  generate(id: number, prompt: number[], params: GenerationParams): void {
+    if (this.live.has(id)) throw new EngineRequestError('duplicate_id', `sequence ${id} is already running`);
+    const m = this.dir.manifest;
+    if (!m.samplers.includes(params.sampler) || !isMaskedSampler(params.sampler)) {
+      throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (${m.samplers.join(', ')})`, 'sampler');
+    }
+    if (!(params.maxTokens >= 1)) throw new EngineRequestError('invalid_request', 'maxTokens must be at least 1', 'max_tokens');
+    if (!(params.steps >= 1)) throw new EngineRequestError('invalid_request', 'steps must be at least 1', 'steps');
+    if (params.blockSize !== undefined && (params.blockSize < 1 || params.blockSize >= m.max_length)) {
+      throw new EngineRequestError('invalid_request', `block_size must be in [1, ${m.max_length - 1}]`, 'block_size');
+    }
+    const model = this.maskedModel();
+    const budget = m.max_length - Math.min(params.blockSize ?? model.defaultWindow, params.maxTokens);
+    if (prompt.length > budget) {
+      // Keep the end of the prompt: the window must fit beside it in the model's length.
+      prompt = prompt.slice(prompt.length - budget);
+    }
+    const seq = new MdlmSequence(id, prompt, params, model, {
+      commit: (tokens) => { this.scheduler.tokensTotal += tokens.length; this.events.commit(id, tokens); },
+      step: (step, offset, canvas) => this.events.step({ type: 'step', id, step, offset, canvas }),
+    });
+    if (!this.scheduler.submit(seq)) throw new EngineRequestError('queue_full', 'the engine queue is full; retry later');
+    this.live.set(id, seq);
+  }
+
+  cancel(id: number): void {
+    this.scheduler.cancel(id);
+  }
+
+  private finish(seq: Sequence): void {
+    if (!this.live.delete(seq.id)) return;
+    this.events.done({ type: 'done', id: seq.id, reason: seq.finishReason ?? 'error', usage: seq.usage() });
+  }
+
+  stats(): StatsMsg {
+    const msg: StatsMsg = {
+      type: 'stats', queued: this.scheduler.queued, running: this.scheduler.live, cacheBytes: 0, cacheBudgetBytes: 0,
+      nfeTotal: this.scheduler.nfeTotal, tokensTotal: this.scheduler.tokensTotal,
+      stepSeconds: this.stepSeconds, batchSizes: this.batchSizes,
+    };
+    this.stepSeconds = [];
+    this.batchSizes = [];
+    return msg;
+  }
+
+  async close(): Promise<void> {
+    this.scheduler.close();
+    await this.loopDone;
+    for (const s of this.sessions.values()) await s.release();
+  }
+}

@@ -1,0 +1,144 @@
+// Whole-sequence masked diffusion (MDLM): the prompt is clean context, the next window of new
+// tokens starts all [MASK] and is denoised in `steps` steps; decoded prefixes stream as soon as
+// they are final, and once the window is done it slides (the tail becomes context) until EOS,
+// a stop token or maxTokens.
+import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
+import { Rng } from '../rng.js';
+import {
+  confidenceThresholdStep, confidenceTopkStep, ddpmStep, firstHittingStep, maskedCount,
+  type MaskedSampler, type MaskedStep,
+} from '../samplers/masked.js';
+import type { Next, Sequence, SequenceSink } from '../sequence.js';
+
+export interface MaskedModel {
+  vocabSize: number;
+  maxLength: number;
+  maskId: number;
+  eosId: number | null;
+  eps: number;
+  /** Window length when the request sets none. */
+  defaultWindow: number;
+}
+
+export class MdlmSequence implements Sequence {
+  private readonly rng: Rng;
+  private readonly stops: Set<number>;
+  private readonly generated: number[] = [];
+  private context: number[] = [];
+  private canvas = new Int32Array(0);
+  private windowStart = 0;
+  private committed = 0; // canvas positions already streamed
+  private step = 0;
+  private steps = 0;
+  private cached: Float32Array | null = null;
+  private dirty = true; // canvas changed since the cached logits were computed
+  private nfe = 0;
+  private stepCount = 0;
+  finishReason: FinishReason | null = null;
+
+  constructor(
+    readonly id: number,
+    private readonly prompt: number[],
+    private readonly params: GenerationParams,
+    private readonly model: MaskedModel,
+    private readonly sink: SequenceSink,
+  ) {
+    this.rng = new Rng(params.seed);
+    this.stops = new Set(params.ignoreEos ? [] : params.stopTokenIds);
+    if (!params.ignoreEos && model.eosId !== null) this.stops.add(model.eosId);
+    this.openWindow();
+  }
+
+  private get sampler(): MaskedSampler {
+    return this.params.sampler as MaskedSampler;
+  }
+
+  private windowLength(): number {
+    return Math.min(this.params.blockSize ?? this.model.defaultWindow, this.model.maxLength - 1);
+  }
+
+  private openWindow(): void {
+    const remaining = this.params.maxTokens - this.generated.length;
+    const W = Math.min(remaining, this.windowLength());
+    // With no prompt, start where the training stream starts a document: right after [EOS].
+    const lead = this.prompt.length === 0 && this.model.eosId !== null ? [this.model.eosId] : [];
+    const all = lead.concat(this.prompt, this.generated);
+    this.context = all.slice(Math.max(0, all.length - (this.model.maxLength - W)));
+    this.canvas = new Int32Array(W).fill(this.model.maskId);
+    this.windowStart = this.generated.length;
+    this.committed = 0;
+    this.step = 0;
+    // first_hitting decodes one token per call; the confidence samplers need no more calls than
+    // tokens; ddpm keeps the requested steps (its last step unmasks whatever is left).
+    this.steps = this.sampler === 'first_hitting' ? W : this.sampler.startsWith('confidence') ? Math.min(this.params.steps, W) : this.params.steps;
+    this.cached = null;
+    this.dirty = true;
+  }
+
+  next(): Next {
+    if (this.finishReason) return { kind: 'done' };
+    if (this.sampler === 'ddpm_cache' && !this.dirty && this.cached) return { kind: 'local' };
+    const tokens = this.context.concat(Array.from(this.canvas));
+    return { kind: 'call', call: { role: 'denoiser', tokens, outputStart: this.context.length, outputLength: this.canvas.length } };
+  }
+
+  consume(logits: Float32Array): void {
+    this.nfe++;
+    this.cached = logits;
+    this.denoise(logits);
+  }
+
+  advance(): void {
+    this.denoise(this.cached!);
+  }
+
+  private denoise(logits: Float32Array): void {
+    const x: MaskedStep = {
+      canvas: this.canvas, maskId: this.model.maskId, logits, V: this.model.vocabSize,
+      shaping: { temperature: this.params.temperature, topK: this.params.topK, topP: this.params.topP },
+      rng: this.rng, step: this.step, steps: this.steps, eps: this.model.eps,
+    };
+    let changed: number;
+    switch (this.sampler) {
+      case 'ddpm':
+      case 'ddpm_cache': changed = ddpmStep(x); break;
+      case 'first_hitting': changed = firstHittingStep(x); break;
+      case 'confidence_topk': changed = confidenceTopkStep(x); break;
+      case 'confidence_threshold': changed = confidenceThresholdStep(x, this.params.confidenceThreshold ?? 0.9); break;
+      default: throw new Error(`sampler ${String(this.sampler)} is not a masked-diffusion sampler`);
+    }
+    this.step++;
+    this.stepCount++;
+    this.dirty = changed > 0;
+    if (this.params.streamSteps) this.sink.step(this.stepCount, this.windowStart, Array.from(this.canvas));
+    this.flush();
+  }
+
+  /** Stream the longest decoded prefix; stop on a stop token or maxTokens; slide when done. */
+  private flush(): void {
+    const fresh: number[] = [];
+    let stopped = false;
+    while (this.committed < this.canvas.length && this.canvas[this.committed] !== this.model.maskId) {
+      const tok = this.canvas[this.committed]!;
+      this.committed++;
+      if (this.stops.has(tok)) { stopped = true; break; }
+      fresh.push(tok);
+    }
+    if (fresh.length > 0) {
+      for (const t of fresh) this.generated.push(t);
+      this.sink.commit(fresh);
+    }
+    if (stopped) { this.finishReason = 'stop'; return; }
+    if (this.generated.length >= this.params.maxTokens) { this.finishReason = 'length'; return; }
+    if (this.committed === this.canvas.length) this.openWindow();
+    else if (maskedCount(this.canvas, this.model.maskId) === 0) this.flush();
+  }
+
+  stop(reason: FinishReason): void {
+    if (!this.finishReason) this.finishReason = reason;
+  }
+
+  usage(): Usage {
+    return { promptTokens: this.prompt.length, completionTokens: this.generated.length, nfe: this.nfe, cachedTokens: 0 };
+  }
+}

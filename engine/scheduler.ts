@@ -1,0 +1,153 @@
+// Iteration-level batching: every tick, each live sequence says what it needs; sequences that
+// need the same graph are padded into one batch (attention_mask 0 on padding, which the graphs
+// mask out of attention, so a row's result does not depend on its batch), one run serves them
+// all, and each gets its own rows. Sequences join and leave between ticks.
+import type * as ort from 'onnxruntime-node';
+import type { Sequence } from './sequence.js';
+import type { RowCall } from './sequence.js';
+
+export interface Runner {
+  /** Run a graph role on a padded batch; returns logits [B, L, V] (row-major). */
+  run(role: string, tokens: BigInt64Array, mask: BigInt64Array, B: number, L: number): Promise<Float32Array>;
+  readonly vocabSize: number;
+}
+
+export interface TickStats {
+  seconds: number;
+  batch: number;
+}
+
+export interface SchedulerHooks {
+  /** A sequence finished (its finishReason is set); the scheduler has dropped it. */
+  finished(seq: Sequence): void;
+  failed(seq: Sequence, err: unknown): void;
+  call(stats: TickStats): void;
+}
+
+export class Scheduler {
+  private readonly queue: Sequence[] = [];
+  private readonly running: Sequence[] = [];
+  private wake: (() => void) | null = null;
+  private closed = false;
+  nfeTotal = 0;
+  tokensTotal = 0;
+
+  constructor(
+    private readonly runner: Runner,
+    private readonly hooks: SchedulerHooks,
+    private readonly maxBatch: number,
+    private readonly maxQueue: number,
+  ) {}
+
+  get queued(): number { return this.queue.length; }
+  get live(): number { return this.running.length; }
+
+  /** Admit a sequence; false when the queue is full. */
+  submit(seq: Sequence): boolean {
+    if (this.queue.length >= this.maxQueue) return false;
+    this.queue.push(seq);
+    this.wake?.();
+    return true;
+  }
+
+  cancel(id: number): void {
+    const q = this.queue.findIndex((s) => s.id === id);
+    if (q >= 0) {
+      const [seq] = this.queue.splice(q, 1);
+      seq!.stop('cancelled');
+      this.hooks.finished(seq!);
+      return;
+    }
+    this.running.find((s) => s.id === id)?.stop('cancelled');
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wake?.();
+  }
+
+  async loop(): Promise<void> {
+    while (!this.closed) {
+      while (this.running.length < this.maxBatch && this.queue.length > 0) this.running.push(this.queue.shift()!);
+      if (this.running.length === 0) {
+        await new Promise<void>((r) => { this.wake = r; });
+        this.wake = null;
+        continue;
+      }
+      await this.tick();
+      // Let cancels and new requests in between ticks.
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  private retire(): void {
+    for (let i = this.running.length - 1; i >= 0; i--) {
+      const s = this.running[i]!;
+      if (s.finishReason) {
+        this.running.splice(i, 1);
+        this.hooks.finished(s);
+      }
+    }
+  }
+
+  async tick(): Promise<void> {
+    const calls = new Map<string, { seq: Sequence; call: RowCall }[]>();
+    for (const seq of this.running) {
+      try {
+        let n = seq.next();
+        // Steps that need no network call (ddpm_cache with an unchanged canvas) run at once.
+        for (let guard = 0; n.kind === 'local' && guard < 4096; guard++) {
+          seq.advance();
+          n = seq.next();
+        }
+        if (n.kind === 'call') {
+          const group = calls.get(n.call.role) ?? [];
+          group.push({ seq, call: n.call });
+          calls.set(n.call.role, group);
+        }
+      } catch (err) {
+        seq.stop('error');
+        this.hooks.failed(seq, err);
+      }
+    }
+    for (const [role, group] of calls) await this.runGroup(role, group);
+    this.retire();
+  }
+
+  private async runGroup(role: string, group: { seq: Sequence; call: RowCall }[]): Promise<void> {
+    const B = group.length;
+    const L = Math.max(...group.map((g) => g.call.tokens.length));
+    const tokens = new BigInt64Array(B * L);
+    const mask = new BigInt64Array(B * L);
+    group.forEach((g, b) => {
+      const t = g.call.tokens;
+      for (let i = 0; i < t.length; i++) {
+        tokens[b * L + i] = BigInt(t[i]!);
+        mask[b * L + i] = 1n;
+      }
+    });
+    const t0 = performance.now();
+    let logits: Float32Array;
+    try {
+      logits = await this.runner.run(role, tokens, mask, B, L);
+    } catch (err) {
+      for (const g of group) { g.seq.stop('error'); this.hooks.failed(g.seq, err); }
+      return;
+    }
+    this.hooks.call({ seconds: (performance.now() - t0) / 1000, batch: B });
+    const V = this.runner.vocabSize;
+    group.forEach((g, b) => {
+      const start = (b * L + g.call.outputStart) * V;
+      const rows = logits.slice(start, start + g.call.outputLength * V);
+      this.nfeTotal++;
+      try {
+        g.seq.consume(rows);
+      } catch (err) {
+        g.seq.stop('error');
+        this.hooks.failed(g.seq, err);
+      }
+    });
+  }
+}
+
+export type { ort };

@@ -1,0 +1,36 @@
+// A sequence is a state machine that says which network call it needs next and consumes its
+// row of the result. The scheduler batches the calls of many sequences (same graph role) into
+// one run; a sequence never owns batch tensors, only its own row's inputs and outputs.
+import type { FinishReason, Usage } from './protocol.js';
+
+/** One row of a network call. */
+export interface RowCall {
+  /** Graph role from the manifest (denoiser, block, ...). */
+  role: string;
+  /** Token ids of the row; rows of one batch are right-padded to the longest. */
+  tokens: ArrayLike<number>;
+  /** The rows' logits the sequence needs: positions [outputStart, outputStart + outputLength). */
+  outputStart: number;
+  outputLength: number;
+}
+
+/** Where a sequence's results go (the engine process forwards them to the server). */
+export interface SequenceSink {
+  commit(tokens: number[]): void;
+  step(step: number, offset: number, canvas: number[]): void;
+}
+
+export type Next = { kind: 'call'; call: RowCall } | { kind: 'local' } | { kind: 'done' };
+
+export interface Sequence {
+  readonly id: number;
+  next(): Next;
+  /** Logits for the requested rows, [outputLength, V]. */
+  consume(logits: Float32Array): void;
+  /** Advance one step without a network call (next() said 'local'). */
+  advance(): void;
+  /** Stop now (cancel); the sequence reports done with this reason. */
+  stop(reason: FinishReason): void;
+  readonly finishReason: FinishReason | null;
+  usage(): Usage;
+}

@@ -1,0 +1,1 @@
+"""dlm-serve's Python side: reference networks, training, ONNX export (see models/README)."""

@@ -1,0 +1,124 @@
+"""Exports a trained run (ema.pt + results.json) to a servable model directory:
+model.json, the ONNX graph(s) with dynamic batch and length, tokenizer.json.
+
+  python -m dlm.export --run .work/runs/tiny --tokenizer .work/tok/tokenizer.json \
+      --out models/zoo/tiny-mdlm --name tiny-mdlm [--fp16-weights]
+"""
+import argparse
+import json
+import os
+import shutil
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper, TensorProto
+
+from . import manifest as mf
+from .dit import DiT, DiTConfig, count_params, padding_bias
+from .train import CausalLM
+
+OPSET = 17
+
+
+class MdlmDenoiser(torch.nn.Module):
+    """tokens, attention_mask -> raw logits (SUBS is the engine's job)."""
+
+    def __init__(self, dit: DiT):
+        super().__init__()
+        self.dit = dit
+
+    def forward(self, tokens, attention_mask):
+        return self.dit(tokens, attn_bias=padding_bias(attention_mask))
+
+
+class ArLm(torch.nn.Module):
+    def __init__(self, lm: CausalLM):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, tokens, attention_mask):
+        return self.lm(tokens, attn_bias=padding_bias(attention_mask))
+
+
+def load_run(run_dir: str):
+    res = json.load(open(os.path.join(run_dir, 'results.json')))
+    cfg = DiTConfig(**res['config'])
+    model = CausalLM(cfg) if res['family'] == 'ar' else DiT(cfg)
+    sd = torch.load(os.path.join(run_dir, 'ema.pt'), map_location='cpu')
+    model.load_state_dict({k: v.float() for k, v in sd.items()})
+    return model.eval(), cfg, res
+
+
+def export_graph(module, path: str, example_len=16):
+    tokens = torch.zeros(2, example_len, dtype=torch.long)
+    mask = torch.ones(2, example_len, dtype=torch.long)
+    torch.onnx.export(module, (tokens, mask), path, opset_version=OPSET,
+                      input_names=['tokens', 'attention_mask'], output_names=['logits'],
+                      dynamic_axes={'tokens': {0: 'batch', 1: 'length'},
+                                    'attention_mask': {0: 'batch', 1: 'length'},
+                                    'logits': {0: 'batch', 1: 'length'}})
+
+
+def fp16_initializers(path: str, min_elems=1024):
+    """Stores large float initializers as fp16, each followed by a Cast back to fp32: the file
+    halves, compute stays fp32 (ONNX Runtime folds the Casts into constants when it loads)."""
+    m = onnx.load(path)
+    g = m.graph
+    casts = []
+    for init in g.initializer:
+        if init.data_type != TensorProto.FLOAT or np.prod(init.dims) < min_elems:
+            continue
+        arr = numpy_helper.to_array(init).astype(np.float16)
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(arr, name + '__fp16'))
+        casts.append(helper.make_node('Cast', [name + '__fp16'], [name], to=TensorProto.FLOAT,
+                                      name=name + '__cast'))
+    for i, node in enumerate(casts):
+        g.node.insert(i, node)
+    onnx.save(m, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--run', required=True)
+    ap.add_argument('--tokenizer', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--name', required=True)
+    ap.add_argument('--fp16-weights', action='store_true')
+    ap.add_argument('--description', default=None)
+    a = ap.parse_args(argv)
+    model, cfg, res = load_run(a.run)
+    os.makedirs(a.out, exist_ok=True)
+    tok = json.load(open(a.tokenizer))
+    shutil.copyfile(a.tokenizer, os.path.join(a.out, 'tokenizer.json'))
+    family = res['family']
+    role, module = ('lm', ArLm(model)) if family == 'ar' else ('denoiser', MdlmDenoiser(model))
+    graph = os.path.join(a.out, f'{role}.onnx')
+    export_graph(module, graph)
+    if a.fp16_weights:
+        fp16_initializers(graph)
+    man = {
+        'name': a.name, 'family': family,
+        'description': a.description or f'{family} model trained by dlm-serve (see card.md)',
+        'tokenizer': 'tokenizer.json', 'vocab_size': cfg.vocab_size, 'max_length': cfg.max_length,
+        'special_tokens': mf.special_ids(tok),
+        'architecture': mf.architecture(cfg, count_params(model)),
+        'time_conditioning': False,
+        'graphs': {role: {'file': f'{role}.onnx', 'inputs': ['tokens', 'attention_mask'],
+                          'outputs': ['logits']}},
+        'samplers': ['greedy'] if family == 'ar' else mf.MDLM_SAMPLERS,
+        'provenance': {k: res.get(k) for k in ('preset', 'steps', 'tokens', 'wall_seconds',
+                                               'device', 'val_nelbo', 'val_ppl_bound', 'val_nll',
+                                               'val_ppl', 'params', 'seed') if k in res},
+    }
+    if family != 'ar':
+        man['noise'] = {'type': 'masked', 'schedule': 'loglinear', 'eps': 1e-3}
+        man['defaults'] = {'sampler': 'confidence_topk', 'steps': 32, 'max_tokens': 64,
+                           'temperature': 1.0}
+    mf.write(a.out, man)
+    print(json.dumps({'out': a.out, 'graph': graph, 'bytes': os.path.getsize(graph)}))
+
+
+if __name__ == '__main__':
+    main()

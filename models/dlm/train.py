@@ -1,0 +1,235 @@
+"""Trains a model of the zoo: `python -m dlm.train --family mdlm --preset tiny --out DIR`.
+
+Shared loop for every family: AdamW with warmup and cosine decay, EMA weights, checkpoint and
+resume, fixed seeds, a tqdm bar with loss and tokens/s, a wall-clock budget, validation, and a
+results.json that the card generator reads. A family plugs in by adding an entry to FAMILIES
+(build the network, compute the loss)."""
+import argparse
+import contextlib
+import copy
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .dit import DiT, DiTConfig, causal_bias, count_params
+from .mdlm import ar_loss, mdlm_loss
+
+PRESETS = {
+    # name: (d_model, n_layers, n_heads, cond_dim, seq_len, batch)
+    'test': dict(d_model=32, n_layers=1, n_heads=2, cond_dim=16, seq_len=32, batch=8),
+    'tiny': dict(d_model=64, n_layers=2, n_heads=4, cond_dim=32, seq_len=128, batch=16),
+    'small': dict(d_model=256, n_layers=4, n_heads=4, cond_dim=128, seq_len=256, batch=32),
+    # For an H100 and ~8 minutes on ~2.7M tokens (~100 epochs, hence dropout): 15.5M parameters,
+    # a 31 MB file with fp16 weights (the default must stay under 40 MB).
+    'default': dict(d_model=384, n_layers=6, n_heads=6, cond_dim=128, seq_len=256, batch=256,
+                    dropout=0.1),
+    # The judge and the other families' shipped models: ~8M parameters, 16 MB in fp16 (< 20 MB).
+    'judge': dict(d_model=256, n_layers=6, n_heads=4, cond_dim=128, seq_len=256, batch=256,
+                  dropout=0.1),
+}
+
+
+class CausalLM(torch.nn.Module):
+    """The DiT with a causal bias and no time input: the autoregressive judge of the yardstick."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.backbone = DiT(cfg)
+
+    def forward(self, tokens, attn_bias=None):
+        bias = causal_bias(tokens.shape[1], tokens.device)
+        if attn_bias is not None:
+            bias = bias + attn_bias
+        return self.backbone(tokens, attn_bias=bias)
+
+
+def build(family: str, cfg: DiTConfig):
+    if family == 'ar':
+        return CausalLM(cfg)
+    return DiT(cfg)
+
+
+class TokenStream:
+    """Random fixed-length windows of a uint16 id file (documents separated by [EOS])."""
+
+    def __init__(self, path: str, seq_len: int):
+        self.ids = np.fromfile(path, dtype=np.uint16)
+        self.seq_len = seq_len
+        if len(self.ids) <= seq_len:
+            raise SystemExit(f'{path}: {len(self.ids)} tokens, fewer than one window of {seq_len}')
+
+    def batch(self, n: int, rng: np.random.Generator) -> torch.Tensor:
+        starts = rng.integers(0, len(self.ids) - self.seq_len, size=n)
+        return torch.from_numpy(np.stack([self.ids[s:s + self.seq_len] for s in starts]).astype(np.int64))
+
+    def windows(self):
+        """Every non-overlapping window, in order (validation)."""
+        n = len(self.ids) // self.seq_len
+        return torch.from_numpy(self.ids[:n * self.seq_len].astype(np.int64)).view(n, self.seq_len)
+
+
+def lr_at(step, total, peak, warmup, floor=0.1):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def compute_loss(a, model, x0, gen, mask_id):
+    if a.family == 'ar':
+        return ar_loss(model, x0)
+    return mdlm_loss(model, x0, mask_id, gen, eps=a.eps, t_min=a.t_min, t_max=a.t_max,
+                     weighting=a.loss_weighting)
+
+
+@torch.no_grad()
+def validate(a, model, val: TokenStream, mask_id, device):
+    """MDLM: the NELBO (nats/token) averaged over several noise draws with a fixed seed, so two
+    runs are comparable; AR: the next-token NLL."""
+    model.eval()
+    w = val.windows()[:a.val_windows]
+    gen = torch.Generator().manual_seed(1234)
+    total, n = 0.0, 0
+    repeats = 1 if a.family == 'ar' else 4
+    for _ in range(repeats):
+        for i in range(0, len(w), a.batch):
+            x0 = w[i:i + a.batch].to(device)
+            if a.family == 'ar':
+                _, nelbo = ar_loss(model, x0)
+            else:
+                _, nelbo = mdlm_loss(model, x0, mask_id, gen, eps=a.eps)
+            total += float(nelbo) * len(x0)
+            n += len(x0)
+    model.train()
+    return total / max(1, n)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--family', choices=['mdlm', 'ar'], default='mdlm')
+    ap.add_argument('--preset', choices=sorted(PRESETS), default='tiny')
+    ap.add_argument('--data', default=None, help='folder with train.bin, val.bin, tokenizer.json')
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--time-budget', type=float, default=None, help='minutes of training')
+    ap.add_argument('--max-steps', type=int, default=100000)
+    ap.add_argument('--lr', type=float, default=None)
+    ap.add_argument('--warmup', type=int, default=200)
+    ap.add_argument('--batch', type=int, default=None)
+    ap.add_argument('--seq-len', type=int, default=None)
+    ap.add_argument('--ema', type=float, default=0.999)
+    ap.add_argument('--eps', type=float, default=1e-3)
+    ap.add_argument('--t-min', type=float, default=0.0, help='clip the noise level (BD3-LM style)')
+    ap.add_argument('--t-max', type=float, default=1.0)
+    ap.add_argument('--loss-weighting', choices=['elbo', 'unweighted'], default='elbo')
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--resume', action='store_true')
+    ap.add_argument('--eval-every', type=int, default=500)
+    ap.add_argument('--val-windows', type=int, default=512, help='validation windows (x4 noise draws)')
+    a = ap.parse_args(argv)
+
+    from .corpus import REPO
+    data = a.data or os.path.join(REPO, '.work', 'tok')
+    p = dict(PRESETS[a.preset])
+    a.batch = a.batch or p.pop('batch')
+    a.seq_len = a.seq_len or p.pop('seq_len')
+    p.pop('batch', None), p.pop('seq_len', None)
+    tok = json.load(open(os.path.join(data, 'tokenizer.json')))
+    vocab = len(tok['model']['vocab'])
+    mask_id = tok['model']['vocab']['[MASK]']
+    cfg = DiTConfig(vocab_size=vocab, max_length=a.seq_len, **p)
+    lr = a.lr or (3e-4 if cfg.d_model >= 384 else 1e-3)
+
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    gen = torch.Generator().manual_seed(a.seed)
+    if a.device == 'cpu':
+        torch.set_num_threads(os.cpu_count() or 1)
+    device = torch.device(a.device)
+    model = build(a.family, cfg).to(device)
+    ema = copy.deepcopy(model).eval()
+    for q in ema.parameters():
+        q.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    train, val = TokenStream(os.path.join(data, 'train.bin'), a.seq_len), \
+        TokenStream(os.path.join(data, 'val.bin'), a.seq_len)
+    os.makedirs(a.out, exist_ok=True)
+    ckpt_path = os.path.join(a.out, 'ckpt.pt')
+    step, tokens_seen, wall = 0, 0, 0.0
+    if a.resume and os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location=device)
+        model.load_state_dict(ck['model'])
+        ema.load_state_dict(ck['ema'])
+        opt.load_state_dict(ck['opt'])
+        step, tokens_seen, wall = ck['step'], ck['tokens'], ck['wall']
+        rng = np.random.default_rng(a.seed + step)
+        gen.manual_seed(a.seed + step)
+    budget_s = a.time_budget * 60 if a.time_budget else float('inf')
+    # The step count the cosine schedule aims at: from the budget, once the step time is known.
+    total_steps = a.max_steps
+    use_amp = device.type == 'cuda'
+    bar = tqdm(total=a.max_steps, initial=step, dynamic_ncols=True, mininterval=2)
+    t0 = time.time() - wall
+    history = []
+    while step < total_steps and time.time() - t0 < budget_s:
+        for g in opt.param_groups:
+            g['lr'] = lr_at(step, total_steps, lr, a.warmup)
+        x0 = train.batch(a.batch, rng).to(device, non_blocking=True)
+        with (torch.autocast('cuda', dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()):
+            loss, nelbo = compute_loss(a, model, x0, gen, mask_id)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(a.ema, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+        step += 1
+        tokens_seen += x0.numel()
+        elapsed = time.time() - t0
+        if step == 20 and a.time_budget:
+            total_steps = min(a.max_steps, int(budget_s / (elapsed / step)))
+            bar.total = total_steps
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f'{float(loss):.3f}', nelbo=f'{float(nelbo):.3f}',
+                            tok_s=f'{tokens_seen / elapsed:,.0f}')
+        if step % a.eval_every == 0:
+            v = validate(a, ema, val, mask_id, device)
+            history.append({'step': step, 'val_nelbo': v})
+            tqdm.write(f'step {step}: val {"nll" if a.family == "ar" else "nelbo"} {v:.4f}')
+            torch.save({'model': model.state_dict(), 'ema': ema.state_dict(),
+                        'opt': opt.state_dict(), 'step': step, 'tokens': tokens_seen,
+                        'wall': time.time() - t0}, ckpt_path)
+    bar.close()
+    wall = time.time() - t0
+    v = validate(a, ema, val, mask_id, device)
+    sd = {k: t.detach().to('cpu', torch.float16 if t.is_floating_point() else t.dtype)
+          for k, t in ema.state_dict().items()}
+    torch.save(sd, os.path.join(a.out, 'ema.pt'))
+    torch.save({'model': model.state_dict(), 'ema': ema.state_dict(), 'opt': opt.state_dict(),
+                'step': step, 'tokens': tokens_seen, 'wall': wall}, ckpt_path)
+    results = {
+        'family': a.family, 'preset': a.preset, 'config': cfg.to_dict(), 'params': count_params(ema),
+        'steps': step, 'tokens': tokens_seen, 'wall_seconds': round(wall, 1),
+        'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu',
+        'batch': a.batch, 'seq_len': a.seq_len, 'lr': lr, 'loss_weighting': a.loss_weighting,
+        't_clip': [a.t_min, a.t_max], 'seed': a.seed,
+        ('val_nll' if a.family == 'ar' else 'val_nelbo'): round(v, 4),
+        'val_ppl' + ('' if a.family == 'ar' else '_bound'): round(math.exp(min(v, 50)), 2),
+        'train_tokens_in_corpus': int(len(train.ids)), 'history': history,
+    }
+    with open(os.path.join(a.out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    print(json.dumps({k: results[k] for k in ('family', 'params', 'steps', 'wall_seconds')} |
+                     {'val': round(v, 4)}))
+
+
+if __name__ == '__main__':
+    main()

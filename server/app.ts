@@ -1,0 +1,118 @@
+// The HTTP + WebSocket server around one engine: routes, auth, and lifecycle. createServer is
+// what `npm start` runs and what the tests start on loopback (port 0 picks a free port).
+import type { Logger } from 'pino';
+import uWS from 'uWebSockets.js';
+import type { Engine } from '../engine/api.js';
+import type { ChatTemplate } from '../tokenizer/chat.js';
+import type { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { ApiKeys } from './auth.js';
+import { DEFAULT_LIMITS, type Limits, type ServerContext } from './context.js';
+import { ApiError } from './errors.js';
+import { sendError, sendJson, sendText, track } from './http-io.js';
+import { Metrics } from './metrics.js';
+import { serveOpenAI } from './openai.js';
+import { attachWebSocket } from './ws.js';
+
+export interface ServerOptions {
+  engine: Engine;
+  tokenizer: TextTokenizer;
+  chatTemplate: ChatTemplate;
+  log: Logger;
+  host?: string;
+  /** 0 = any free port. */
+  port: number;
+  apiKeys?: string[];
+  limits?: Partial<Limits>;
+}
+
+export interface RunningServer {
+  port: number;
+  metrics: Metrics;
+  close(): void;
+}
+
+export function createServer(opts: ServerOptions): Promise<RunningServer> {
+  const model = opts.engine.model;
+  const ctx: ServerContext = {
+    engine: opts.engine,
+    model,
+    tokenizer: opts.tokenizer,
+    chatTemplate: opts.chatTemplate,
+    metrics: new Metrics(model.name),
+    log: opts.log,
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+  };
+  const keys = new ApiKeys(opts.apiKeys ?? []);
+  const created = Math.floor(Date.now() / 1000);
+  const app = uWS.App();
+
+  /** Wrap a route with the abort handler, the API key check and error mapping. */
+  const route = (needsKey: boolean, fn: (res: uWS.HttpResponse, state: ReturnType<typeof track>, req: uWS.HttpRequest) => void | Promise<void>) =>
+    (res: uWS.HttpResponse, req: uWS.HttpRequest): void => {
+      const state = track(res);
+      if (needsKey && !keys.check(keys.fromRequest(req, false))) {
+        sendError(res, state, new ApiError(401, 'Incorrect or missing API key: send Authorization: Bearer <key>.', 'authentication_error', null, 'invalid_api_key'));
+        return;
+      }
+      Promise.resolve(fn(res, state, req)).catch((err: unknown) => {
+        ctx.log.error({ err }, 'route failed');
+        sendError(res, state, err instanceof ApiError ? err : new ApiError(500, 'internal error', 'server_error', null, 'internal_error'));
+      });
+    };
+
+  const modelCard = { id: model.name, object: 'model', created, owned_by: 'dlm-serve', max_model_len: model.maxLength, family: model.family };
+
+  // Healthy = the engine process answers (a stats round trip, no network call), within 2 s.
+  // Through metrics.refresh: each stats reply carries step timings only once, and they belong
+  // in the histograms whoever asked.
+  app.get('/health', route(false, async (res, state) => {
+    let timer: NodeJS.Timeout | undefined;
+    const alive = await Promise.race([
+      ctx.metrics.refresh(ctx.engine).then(() => true, () => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000))),
+    ]);
+    clearTimeout(timer);
+    sendJson(res, state, alive ? 200 : 503, { status: alive ? 'ok' : 'unavailable', model: model.name, device: model.device });
+  }));
+  // Open like /health (vLLM does the same): Prometheus and inference gateways scrape without
+  // keys, and the series carry no request content.
+  app.get('/metrics', route(false, async (res, state) => {
+    await ctx.metrics.refresh(ctx.engine);
+    sendText(res, state, 200, ctx.metrics.registry.contentType, await ctx.metrics.registry.metrics());
+  }));
+  app.get('/v1/models', route(true, (res, state) => sendJson(res, state, 200, { object: 'list', data: [modelCard] })));
+  app.get('/v1/models/:id', route(true, (res, state, req) => {
+    const id = decodeURIComponent(req.getParameter(0) ?? '');
+    if (id === model.name) sendJson(res, state, 200, modelCard);
+    else sendError(res, state, new ApiError(404, `The model '${id}' does not exist`, 'not_found_error', 'model', 'model_not_found'));
+  }));
+  app.post('/v1/completions', route(true, (res, state) => serveOpenAI(ctx, 'completions', res, state)));
+  app.post('/v1/chat/completions', route(true, (res, state) => serveOpenAI(ctx, 'chat', res, state)));
+  const closeSockets = attachWebSocket(app, ctx, (req) => keys.check(keys.fromRequest(req, true)));
+  app.any('/*', route(false, (res, state, req) => {
+    const url = req.getUrl();
+    const known = ['/health', '/metrics', '/v1/models', '/v1/completions', '/v1/chat/completions'].includes(url);
+    if (known) sendError(res, state, new ApiError(405, `${req.getMethod().toUpperCase()} is not allowed on ${url}`, 'invalid_request_error', null, 'method_not_allowed'));
+    else sendError(res, state, new ApiError(404, `no route ${url}`, 'not_found_error', null, 'not_found'));
+  }));
+
+  return new Promise((resolve, reject) => {
+    app.listen(opts.host ?? '0.0.0.0', opts.port, (socket) => {
+      if (!socket) {
+        reject(new Error(`could not listen on ${opts.host ?? '0.0.0.0'}:${opts.port}`));
+        return;
+      }
+      resolve({
+        port: uWS.us_socket_local_port(socket),
+        metrics: ctx.metrics,
+        close: () => {
+          uWS.us_listen_socket_close(socket);
+          closeSockets();
+          // App.close (uWS >= 20.24, missing from this build's typings) also drops idle
+          // keep-alive connections, which would otherwise hold the process for their timeout.
+          (app as unknown as { close?: () => void }).close?.();
+        },
+      });
+    });
+  });
+}

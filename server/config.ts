@@ -1,0 +1,85 @@
+// Command line and environment: every flag has an env equivalent; flags win over env.
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Device } from '../engine/api.js';
+
+/** Repository root (this file is compiled to dist/server/config.js). */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The model `npm start` serves when none is named: the shipped default, which
+ * default is models/zoo/default (trained on an H100; see its card).
+ */
+export const DEFAULT_MODEL_DIR = resolve(ROOT, 'models/zoo/default');
+
+export interface Config {
+  host: string;
+  port: number;
+  modelDir: string;
+  device: Device;
+  threads: number | undefined;
+  apiKeys: string[];
+  logLevel: string;
+  maxBatch: number | undefined;
+  maxQueue: number | undefined;
+}
+
+export const USAGE = `Usage: npm start -- [options]
+
+  --host HOST        interface to bind (HOST, default 0.0.0.0)
+  --port N           port (PORT, default 8080; 0 = any free port)
+  --model DIR        model directory (DLM_MODEL, default ${DEFAULT_MODEL_DIR})
+  --device D         cpu | cuda | webgpu (DLM_DEVICE, default cpu)
+  --threads N        ONNX Runtime intra-op threads (DLM_THREADS, default all cores)
+  --api-key KEY      require this bearer key; repeat for several (DLM_API_KEYS, comma-separated)
+  --max-batch N      sequences decoded together at most (DLM_MAX_BATCH)
+  --max-queue N      sequences waiting at most (DLM_MAX_QUEUE)
+  --log-level L      pino level (LOG_LEVEL, default info)
+  -h, --help         this text
+`;
+
+export class ConfigError extends Error {}
+
+function intOf(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name}: expected an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      model: { type: 'string' },
+      device: { type: 'string' },
+      threads: { type: 'string' },
+      'api-key': { type: 'string', multiple: true },
+      'max-batch': { type: 'string' },
+      'max-queue': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const device = values.device ?? env.DLM_DEVICE ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda' && device !== 'webgpu') {
+    throw new ConfigError(`--device: expected cpu, cuda or webgpu, got '${device}'`);
+  }
+  const keys = values['api-key'] ?? (env.DLM_API_KEYS ?? '').split(',');
+  return {
+    host: values.host ?? env.HOST ?? '0.0.0.0',
+    port: intOf('--port', values.port ?? env.PORT, 0) ?? 8080,
+    modelDir: resolve(values.model ?? env.DLM_MODEL ?? DEFAULT_MODEL_DIR),
+    device,
+    threads: intOf('--threads', values.threads ?? env.DLM_THREADS, 1),
+    apiKeys: keys.map((k) => k.trim()).filter((k) => k !== ''),
+    logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
+    maxBatch: intOf('--max-batch', values['max-batch'] ?? env.DLM_MAX_BATCH, 1),
+    maxQueue: intOf('--max-queue', values['max-queue'] ?? env.DLM_MAX_QUEUE, 1),
+  };
+}

@@ -1,0 +1,60 @@
+// `npm start`: load the model directory, start the engine in its own process, serve.
+import { pino } from 'pino';
+import { startEngine } from '../engine/client.js';
+import { loadModelDir } from '../engine/manifest.js';
+import { chatTemplateOf } from '../tokenizer/chat.js';
+import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { createServer } from './app.js';
+import { ConfigError, parseConfig, USAGE } from './config.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (config === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const log = pino({ level: config.logLevel });
+  const dir = loadModelDir(config.modelDir);
+  const tokenizer = TextTokenizer.fromFile(dir.tokenizerPath);
+  const engine = await startEngine({
+    modelDir: dir.dir,
+    device: config.device,
+    threads: config.threads,
+    maxBatch: config.maxBatch,
+    maxQueue: config.maxQueue,
+  });
+  const server = await createServer({
+    engine,
+    tokenizer,
+    chatTemplate: chatTemplateOf(dir.manifest),
+    log,
+    host: config.host,
+    port: config.port,
+    apiKeys: config.apiKeys,
+  });
+  log.info(
+    { port: server.port, model: engine.model.name, family: engine.model.family, device: config.device, auth: config.apiKeys.length > 0 },
+    `serving ${engine.model.name} on http://${config.host}:${server.port} (WebSocket /v1/ws)`,
+  );
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    server.close();
+    void engine.close().finally(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`dlm-serve: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

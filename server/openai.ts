@@ -1,0 +1,180 @@
+// POST /v1/completions and /v1/chat/completions: the OpenAI request and response shapes, JSON
+// or SSE, over the shared generation path. Every sequence of a request is planned (and every
+// 400 raised) before the first one starts, so a bad request costs the engine nothing.
+import { randomUUID } from 'node:crypto';
+import type { HttpResponse } from 'uWebSockets.js';
+import type { FinishReason, Usage } from '../engine/protocol.js';
+import { chatPrompt, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
+import { ApiError, fromZod } from './errors.js';
+import { Generation } from './generation.js';
+import { type RequestState, readBody, sendError, sendJson } from './http-io.js';
+import { ChatRequestSchema, CompletionRequestSchema, contentText } from './openai-schemas.js';
+import { randomSeed } from './settings.js';
+import { SseStream } from './sse.js';
+
+type Api = 'completions' | 'chat';
+
+interface Choice {
+  text: string;
+  finish: FinishReason | null;
+  usage: Usage | null;
+}
+
+export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
+  const started = performance.now();
+  let status = 200;
+  try {
+    await generate(ctx, api, res, state);
+  } catch (err) {
+    const e = err instanceof ApiError ? err : null;
+    if (e === null && state.aborted) return; // the client left while we read its body
+    const apiErr = e ?? new ApiError(500, 'internal error', 'server_error', null, 'internal_error');
+    if (e === null) ctx.log.error({ err }, 'request failed');
+    status = apiErr.status;
+    sendError(res, state, apiErr);
+  } finally {
+    const seconds = (performance.now() - started) / 1000;
+    ctx.metrics.requests.inc({ api, status: String(status) });
+    ctx.metrics.requestSeconds.observe({ api }, seconds);
+    ctx.log.info({ api, status, ms: Math.round(seconds * 1000) }, 'request');
+  }
+}
+
+async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
+  const raw = await readBody(res, state, ctx.limits.maxBodyBytes);
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw ApiError.badRequest(`The request body is not valid JSON: ${(err as Error).message}`, null, 'invalid_json');
+  }
+
+  const parsed = api === 'chat' ? ChatRequestSchema.safeParse(json) : CompletionRequestSchema.safeParse(json);
+  if (!parsed.success) throw fromZod(parsed.error);
+  const r = parsed.data;
+  if (r.model != null && r.model !== ctx.model.name) {
+    throw new ApiError(404, `The model '${r.model}' does not exist; this server serves '${ctx.model.name}'.`, 'not_found_error', 'model', 'model_not_found');
+  }
+  if (r.stream_steps) {
+    throw ApiError.badRequest('stream_steps: denoising steps stream over the WebSocket API (/v1/ws) only', 'stream_steps', 'unsupported_parameter');
+  }
+  if (r.stream_options != null && !r.stream) {
+    throw ApiError.badRequest('stream_options: only allowed when stream is true', 'stream_options', 'invalid_value');
+  }
+
+  let prompts: number[][];
+  if ('messages' in r) {
+    prompts = [await chatPrompt(ctx, r.messages.map((m) => ({ role: m.role, content: contentText(m.content) })))];
+  } else {
+    const p = r.prompt;
+    const list: (string | number[])[] =
+      typeof p === 'string' ? [p] : p.length > 0 && typeof p[0] === 'number' ? [p as number[]] : (p as (string | number[])[]);
+    prompts = await Promise.all(list.map((x, i) => promptIds(ctx, x, list.length > 1 ? `prompt.${i}` : 'prompt')));
+  }
+  const n = r.n ?? 1;
+  if (prompts.length * n > ctx.limits.maxSequencesPerRequest) {
+    throw ApiError.badRequest(`prompts x n = ${prompts.length * n} sequences; at most ${ctx.limits.maxSequencesPerRequest} per request`, 'n', 'invalid_value');
+  }
+  const specs = planSequences(ctx, prompts, r, n, r.seed ?? randomSeed());
+  if (state.aborted) return;
+
+  const id = (api === 'chat' ? 'chatcmpl-' : 'cmpl-') + randomUUID().replace(/-/g, '');
+  const created = Math.floor(Date.now() / 1000);
+  const model = ctx.model.name;
+  const object = api === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const includeUsage = r.stream === true && r.stream_options?.include_usage === true;
+  const choices: Choice[] = specs.map(() => ({ text: '', finish: null, usage: null }));
+  const gens: Generation[] = [];
+  let sse: SseStream | null = null;
+  let remaining = specs.length;
+
+  const chunk = (index: number, text: string, finish: FinishReason | null): Record<string, unknown> => {
+    const c =
+      api === 'chat'
+        ? { index, delta: finish === null ? { content: text } : {}, logprobs: null, finish_reason: finish }
+        : { index, text, logprobs: null, finish_reason: finish };
+    return { id, object, created, model, system_fingerprint: null, choices: [c], ...(includeUsage ? { usage: null } : {}) };
+  };
+
+  return new Promise<void>((resolve) => {
+    const finishAll = (): void => {
+      const usage = usageBody(prompts, choices.map((c) => c.usage).filter((u): u is Usage => u !== null), n);
+      const failed = choices.find((c) => c.finish === 'error');
+      if (sse !== null) {
+        if (failed) {
+          sse.send({ error: { message: 'generation failed in the engine', type: 'server_error', param: null, code: 'engine_error' } });
+        } else if (includeUsage) {
+          sse.send({ id, object, created, model, system_fingerprint: null, choices: [], usage });
+        }
+        sse.end();
+      } else if (failed) {
+        sendError(res, state, new ApiError(500, 'generation failed in the engine', 'server_error', null, 'engine_error'));
+      } else {
+        sendJson(res, state, 200, {
+          id,
+          object: api === 'chat' ? 'chat.completion' : 'text_completion',
+          created,
+          model,
+          system_fingerprint: null,
+          choices: choices.map((c, index) =>
+            api === 'chat'
+              ? { index, message: { role: 'assistant', content: c.text, refusal: null }, logprobs: null, finish_reason: c.finish }
+              : { index, text: c.text, logprobs: null, finish_reason: c.finish },
+          ),
+          usage,
+        });
+      }
+      resolve();
+    };
+
+    specs.forEach((spec, index) => {
+      const g = new Generation(ctx.engine, ctx.tokenizer, spec, {
+        delta: (text) => {
+          if (text === '') return;
+          if (sse !== null) sse.send(chunk(index, text, null));
+          else choices[index]!.text += text;
+        },
+        done: (reason, usage, error) => {
+          if (error) ctx.log.error({ error }, 'sequence failed');
+          choices[index]!.finish = reason === 'cancelled' ? 'stop' : reason;
+          choices[index]!.usage = usage;
+          if (sse !== null && reason !== 'error') sse.send(chunk(index, '', choices[index]!.finish));
+          if (--remaining === 0) finishAll();
+        },
+      }, ctx.metrics);
+      gens.push(g);
+    });
+    state.onAbort.push(() => {
+      for (const g of gens) g.cancel();
+    });
+
+    try {
+      for (const g of gens) g.start();
+    } catch (err) {
+      for (const g of gens) g.cancel();
+      const code = (err as { code?: string }).code;
+      const apiErr =
+        code === 'queue_full'
+          ? new ApiError(503, 'the server is at capacity; retry shortly', 'server_error', null, 'queue_full')
+          : new ApiError(500, `could not start generation: ${(err as Error).message}`, 'server_error', null, 'engine_error');
+      sendError(res, state, apiErr);
+      // Sequences that did start still finish (cancelled) and call finishAll, which now finds the
+      // response already sent.
+      resolve();
+      return;
+    }
+
+    if (r.stream) {
+      sse = new SseStream(res, state, ctx.limits.maxPendingBytes, () => {
+        ctx.log.warn({ id }, 'SSE reader too slow: disconnecting');
+        for (const g of gens) g.cancel();
+      });
+      sse.open();
+      if (api === 'chat') {
+        specs.forEach((_, index) => {
+          sse!.send({ id, object, created, model, system_fingerprint: null, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) });
+        });
+      }
+    }
+  });
+}

@@ -1,0 +1,147 @@
+// Generation settings a request may carry, in one place: the OpenAI fields (max_tokens,
+// temperature, top_p, seed, stop) and the diffusion extras that ride top-level like vLLM's
+// extra parameters (steps, sampler, block_size, ...). The HTTP bodies and the WebSocket
+// `generate` message all spread SETTINGS_SHAPE, and resolveParams turns a request's settings
+// into the engine's GenerationParams, checking them against what the served model supports.
+// A new family setting is one field here and one line in resolveParams.
+import { z } from 'zod';
+import type { GenerationParams, ModelInfo } from '../engine/protocol.js';
+import { ApiError } from './errors.js';
+
+/** OpenAI allows at most four stop strings. */
+export const MAX_STOP_STRINGS = 4;
+
+const RemaskingSchema = z.strictObject({
+  schedule: z.enum(['cap', 'rescale', 'conf', 'loop']),
+  eta: z.number().min(0).max(1),
+  t_on: z.number().min(0).max(1).optional(),
+  t_off: z.number().min(0).max(1).optional(),
+});
+
+export const SETTINGS_SHAPE = {
+  max_tokens: z.number().int().positive().nullish(),
+  max_completion_tokens: z.number().int().positive().nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).lte(1).nullish(),
+  /** 0 (or vLLM's -1) turns it off. */
+  top_k: z.number().int().min(-1).nullish(),
+  seed: z.number().int().min(-(2 ** 31)).max(2 ** 32 - 1).nullish(),
+  stop: z
+    .union([z.string().min(1), z.array(z.string().min(1)).max(MAX_STOP_STRINGS)])
+    .nullish(),
+  steps: z.number().int().positive().nullish(),
+  sampler: z.string().min(1).nullish(),
+  block_size: z.number().int().positive().nullish(),
+  confidence_threshold: z.number().gt(0).lte(1).nullish(),
+  remasking: RemaskingSchema.nullish(),
+  speculative_k: z.number().int().positive().nullish(),
+  stream_steps: z.boolean().nullish(),
+  ignore_eos: z.boolean().nullish(),
+} as const;
+
+export const SettingsSchema = z.strictObject(SETTINGS_SHAPE);
+export type Settings = z.infer<typeof SettingsSchema>;
+
+/** Stop strings as a list, whichever form the request used. */
+export function stopStrings(s: Pick<Settings, 'stop'>): string[] {
+  if (s.stop == null) return [];
+  return typeof s.stop === 'string' ? [s.stop] : s.stop;
+}
+
+/**
+ * Engine parameters for one sequence of `promptLength` tokens. `prefix` is where the settings
+ * sit in the request (`settings.` on the WebSocket, '' in HTTP bodies), for error params.
+ */
+export function resolveParams(
+  s: Settings,
+  model: ModelInfo,
+  promptLength: number,
+  seed: number,
+  prefix = '',
+): GenerationParams {
+  const bad = (field: string, message: string, code = 'invalid_value'): ApiError =>
+    ApiError.badRequest(`${prefix}${field}: ${message}`, prefix + field, code);
+  const d = model.defaults;
+
+  const room = model.maxLength - promptLength;
+  if (room < 1) {
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${model.maxLength} tokens, but the prompt has ${promptLength} tokens, which leaves no room to generate.`,
+      'invalid_request_error',
+      null,
+      'context_length_exceeded',
+    );
+  }
+  const askedField = s.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  const asked = s.max_completion_tokens ?? s.max_tokens ?? null;
+  if (asked !== null && asked > room) {
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${model.maxLength} tokens. However, you requested ${promptLength + asked} tokens (${promptLength} in the prompt, ${asked} for the completion). Please reduce the prompt or the completion length.`,
+      'invalid_request_error',
+      prefix + askedField,
+      'context_length_exceeded',
+    );
+  }
+  const maxTokens = asked ?? Math.min(d.maxTokens, room);
+
+  const sampler = s.sampler ?? d.sampler;
+  if (!model.samplers.includes(sampler)) {
+    throw bad('sampler', `unknown sampler '${sampler}'; this model supports ${model.samplers.join(', ')}`);
+  }
+  const steps = s.steps ?? d.steps;
+  if (steps > model.limits.maxSteps) throw bad('steps', `must be at most ${model.limits.maxSteps} for this model, got ${steps}`);
+
+  let blockSize = d.blockSize;
+  if (s.block_size != null) {
+    const sizes = model.limits.blockSizes;
+    if (sizes === null) throw bad('block_size', `model ${model.name} (${model.family}) does not decode in blocks`, 'unsupported_parameter');
+    if (!sizes.includes(s.block_size)) throw bad('block_size', `must be one of ${sizes.join(', ')}, got ${s.block_size}`);
+    blockSize = s.block_size;
+  }
+
+  let speculativeK = d.speculativeK;
+  if (s.speculative_k != null) {
+    const max = model.limits.maxSpeculativeK;
+    if (max === null) throw bad('speculative_k', `model ${model.name} (${model.family}) does not decode speculatively`, 'unsupported_parameter');
+    if (s.speculative_k > max) throw bad('speculative_k', `must be at most ${max}, got ${s.speculative_k}`);
+    speculativeK = s.speculative_k;
+  }
+
+  let remasking = d.remasking;
+  if (s.remasking != null) {
+    if (model.maskId === null) throw bad('remasking', `model ${model.name} (${model.family}) has no [MASK] state to remask into`, 'unsupported_parameter');
+    const r = s.remasking;
+    if (r.t_on !== undefined && r.t_off !== undefined && r.t_off > r.t_on) {
+      throw bad('remasking.t_off', 'must not exceed t_on (time runs from 1 down to 0)');
+    }
+    remasking = { schedule: r.schedule, eta: r.eta, tOn: r.t_on, tOff: r.t_off };
+  }
+
+  const ignoreEos = s.ignore_eos ?? d.ignoreEos;
+  const params: GenerationParams = {
+    maxTokens,
+    sampler,
+    steps,
+    temperature: s.temperature ?? d.temperature,
+    topP: s.top_p ?? d.topP,
+    topK: s.top_k == null ? d.topK : Math.max(0, s.top_k),
+    seed,
+    ignoreEos,
+    stopTokenIds: !ignoreEos && model.eosId !== null ? [model.eosId] : [],
+    streamSteps: s.stream_steps ?? false,
+  };
+  if (blockSize !== undefined) params.blockSize = blockSize;
+  const threshold = s.confidence_threshold ?? d.confidenceThreshold;
+  if (threshold !== undefined) params.confidenceThreshold = threshold;
+  if (remasking !== undefined) params.remasking = remasking;
+  if (speculativeK !== undefined) params.speculativeK = speculativeK;
+  if (d.extra !== undefined) params.extra = d.extra;
+  return params;
+}
+
+/** A seed for requests that give none: any 31-bit value. */
+export function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 31);
+}

@@ -1,0 +1,60 @@
+// Frames waiting for a slow WebSocket reader. Queued frames coalesce, so that what a slow
+// reader costs us is bounded by what it has not yet seen, not by how often we had news:
+// consecutive deltas of one generation merge into one, and a generation's `step` canvas
+// replaces the one still queued (a canvas is a snapshot; only the newest matters).
+import type { StepMsg } from '../engine/protocol.js';
+
+export type OutFrame =
+  | { type: 'delta'; id: string; text: string; tokens: number[] }
+  | ({ type: 'step' } & Omit<StepMsg, 'type' | 'id'> & { id: string })
+  | { type: 'done'; id: string; finish_reason: string; usage: unknown }
+  | { type: 'error'; id: string | null; code: string; message: string; param: string | null };
+
+/** An upper estimate of a frame's encoded size (JSON of UTF-16 text, ids up to 9 bytes). */
+export function frameBytes(f: OutFrame): number {
+  if (f.type === 'delta') return f.text.length * 3 + f.tokens.length * 9 + 64;
+  if (f.type === 'step') return f.canvas.length * 9 + 64;
+  if (f.type === 'error') return f.message.length * 3 + 128;
+  return 256;
+}
+
+export class OutboundQueue {
+  private frames: OutFrame[] = [];
+  /** Estimated bytes queued. */
+  bytes = 0;
+
+  get length(): number {
+    return this.frames.length;
+  }
+
+  push(f: OutFrame): void {
+    const last = this.frames[this.frames.length - 1];
+    if (f.type === 'delta' && last?.type === 'delta' && last.id === f.id) {
+      this.bytes -= frameBytes(last);
+      last.text += f.text;
+      last.tokens = last.tokens.concat(f.tokens);
+      this.bytes += frameBytes(last);
+      return;
+    }
+    if (f.type === 'step') {
+      const i = this.frames.findIndex((q) => q.type === 'step' && q.id === f.id);
+      if (i !== -1) {
+        this.bytes -= frameBytes(this.frames[i]!);
+        this.frames.splice(i, 1);
+      }
+    }
+    this.frames.push(f);
+    this.bytes += frameBytes(f);
+  }
+
+  shift(): OutFrame | undefined {
+    const f = this.frames.shift();
+    if (f) this.bytes -= frameBytes(f);
+    return f;
+  }
+
+  clear(): void {
+    this.frames = [];
+    this.bytes = 0;
+  }
+}
