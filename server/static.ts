@@ -26,7 +26,7 @@ export function defaultChatDir(): string {
       // not this layout; try the next
     }
   }
-  throw new Error(`chat page not found (looked in ${candidates.join(', ')})`);
+  throw new Error(`chat page not found (looked in ${candidates.join(', ')}); ship server/public beside dist/, or start with --no-chat`);
 }
 
 const CONTENT_TYPES: Record<string, string> = {
