@@ -14,8 +14,10 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 let server: SpawnedServer;
 let browser: Browser | null = null;
 let page: Page;
-/** A reply as long as the model's context comfortably allows, one token per step: slow to finish. */
+/** A reply as long as the model's context comfortably allows... */
 let longReply = '64';
+/** ...denoised in many more steps than it has tokens (ddpm calls the network at every step): seconds, not milliseconds. */
+const SLOW = { sampler: 'ddpm', steps: '512' };
 
 /** Sets the controls of the sidebar; a value of '' leaves a setting to the model's default. */
 async function settings(s: { sampler?: string; steps?: string; maxTokens?: string; canvas?: boolean; fixedLength?: boolean }): Promise<void> {
@@ -130,7 +132,7 @@ test('the canvas view shows masked positions being unmasked step by step', { ski
 });
 
 test('stop cancels a long reply and keeps what had arrived', { skip: waiting }, async () => {
-  await settings({ maxTokens: longReply, steps: longReply, canvas: true, fixedLength: true });
+  await settings({ ...SLOW, maxTokens: longReply, canvas: true, fixedLength: true });
   const reply = await ask('A long story');
   // Stop once the reply has visibly started (a step painted or a block committed).
   await reply.locator('.cell, .text:not(:empty)').first().waitFor({ timeout: 30_000 });
@@ -154,7 +156,7 @@ test('a server error frame is shown to the user, and the chat goes on', { skip: 
 });
 
 test('a dropped connection is shown, retried, and the page works again when the server is back', { skip: waiting }, async () => {
-  await settings({ maxTokens: longReply, steps: longReply, fixedLength: true });
+  await settings({ ...SLOW, maxTokens: longReply, fixedLength: true });
   const reply = await ask('Interrupted');
   await server.stop();
   // The reply in flight is marked as interrupted, and the status says we are retrying.
