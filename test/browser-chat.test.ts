@@ -173,3 +173,30 @@ test('a dropped connection is shown, retried, and the page works again when the 
   await finished(again);
   await page.screenshot({ path: join(artifacts, 'chat.png') });
 });
+
+test('a server with API keys: the page says it needs one, then chats with it', { skip: waiting }, async () => {
+  const locked = new SpawnedServer(await freePort(), ['--api-key', 'sesame']);
+  await locked.start();
+  const context = await (browser as Browser).newContext({ viewport: { width: 1100, height: 760 } });
+  try {
+    const p = await context.newPage();
+    await p.goto(`${locked.base}/`);
+    // The page itself is public; the API behind it is not.
+    await p.getByTestId('banner').filter({ hasText: 'API key' }).waitFor({ timeout: 10_000 });
+    await p.locator('[data-testid=status][data-state=waiting]').waitFor({ timeout: 10_000 });
+    await p.getByTestId('api-key').fill('sesame');
+    await p.getByTestId('api-key').press('Enter');
+    await p.getByTestId('api-key').blur();
+    await p.locator('[data-testid=status][data-state=open]').waitFor({ timeout: 10_000 });
+    assert.equal(await p.getByTestId('model').inputValue() !== '', true, 'the model list loaded with the key');
+    await p.getByTestId('max-tokens').fill('8');
+    await p.getByTestId('prompt').fill('Open sesame');
+    await p.getByTestId('send').click();
+    const reply = p.getByTestId('msg-assistant').first();
+    await reply.and(p.locator('[data-state=done], [data-state=error]')).waitFor({ timeout: 30_000 });
+    assert.equal(await reply.getAttribute('data-state'), 'done', (await reply.textContent()) ?? '');
+  } finally {
+    await context.close();
+    await locked.stop();
+  }
+});
