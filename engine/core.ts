@@ -7,6 +7,7 @@ import { MdlmSequence, type MaskedModel } from './families/mdlm.js';
 import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 import { isMaskedSampler } from './samplers/masked.js';
+import type { BatchTensor } from './row-tensor.js';
 import { Scheduler, type Runner } from './scheduler.js';
 import type { Sequence } from './sequence.js';
 
@@ -75,17 +76,24 @@ export class EngineCore {
     const V = m.vocab_size;
     const runner: Runner = {
       vocabSize: V,
-      run: async (role, tokens, mask, B, L) => {
+      run: async (role, feeds, outputs) => {
         const session = this.sessions.get(role);
         if (!session) throw new Error(`model ${m.name} has no '${role}' graph`);
-        const out = await session.run({
-          tokens: new ort.Tensor('int64', tokens, [B, L]),
-          attention_mask: new ort.Tensor('int64', mask, [B, L]),
-        });
-        const logits = out[m.graphs[role]!.outputs[0]!]!;
-        const data = logits.data as Float32Array;
-        logits.dispose?.();
-        return data;
+        const ortFeeds: Record<string, ort.Tensor> = {};
+        for (const name of session.inputNames) {
+          const f = feeds[name];
+          if (!f) throw new Error(`graph '${role}' of ${m.name} needs input '${name}', which this family does not feed`);
+          ortFeeds[name] = new ort.Tensor(f.type, f.data, f.dims);
+        }
+        const logitsName = m.graphs[role]!.outputs[0]!;
+        const out = await session.run(ortFeeds, [logitsName, ...outputs]);
+        const result: Record<string, BatchTensor> = {};
+        for (const [name, alias] of [[logitsName, 'logits'], ...outputs.map((o) => [o, o])] as [string, string][]) {
+          const t = out[name];
+          if (!t) throw new Error(`graph '${role}' of ${m.name} has no output '${name}'`);
+          result[alias] = { type: t.type === 'int64' ? 'int64' : 'float32', data: t.data as Float32Array, dims: [...t.dims] };
+        }
+        return result;
       },
     };
     this.scheduler = new Scheduler(runner, {
