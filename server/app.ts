@@ -5,6 +5,7 @@ import uWS from 'uWebSockets.js';
 import type { Engine } from '../engine/api.js';
 import type { ChatTemplate } from '../tokenizer/chat.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { Admission } from './admission.js';
 import { ApiKeys } from './auth.js';
 import { DEFAULT_LIMITS, type Limits, type ServerContext } from './context.js';
 import { ApiError } from './errors.js';
@@ -36,6 +37,7 @@ export interface RunningServer {
 
 export function createServer(opts: ServerOptions): Promise<RunningServer> {
   const model = opts.engine.model;
+  const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const ctx: ServerContext = {
     engine: opts.engine,
     model,
@@ -43,7 +45,8 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
     chatTemplate: opts.chatTemplate,
     metrics: new Metrics(model.name),
     log: opts.log,
-    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    limits,
+    admission: new Admission(limits.maxLiveSequences),
   };
   const keys = new ApiKeys(opts.apiKeys ?? []);
   const created = Math.floor(Date.now() / 1000);

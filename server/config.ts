@@ -13,6 +13,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
  */
 export const DEFAULT_MODEL_DIR = resolve(ROOT, 'models/zoo/default');
 
+/** The engine's defaults (engine/core.ts), named here because admission control needs them. */
+export const DEFAULT_MAX_BATCH = 16;
+export const DEFAULT_MAX_QUEUE = 256;
+
 export interface Config {
   host: string;
   port: number;
@@ -21,8 +25,10 @@ export interface Config {
   threads: number | undefined;
   apiKeys: string[];
   logLevel: string;
-  maxBatch: number | undefined;
-  maxQueue: number | undefined;
+  /** Sequences decoded together at most (1 turns batching off). */
+  maxBatch: number;
+  /** Sequences waiting at most; max batch + max queue is the admission limit (then 429). */
+  maxQueue: number;
   /** Serve the browser chat page at /. */
   chat: boolean;
 }
@@ -35,8 +41,8 @@ export const USAGE = `Usage: npm start -- [options]
   --device D         cpu | cuda | webgpu (DLM_DEVICE, default cpu)
   --threads N        ONNX Runtime intra-op threads (DLM_THREADS, default all cores)
   --api-key KEY      require this bearer key; repeat for several (DLM_API_KEYS, comma-separated)
-  --max-batch N      sequences decoded together at most (DLM_MAX_BATCH)
-  --max-queue N      sequences waiting at most (DLM_MAX_QUEUE)
+  --max-batch N      sequences decoded together at most; 1 = no batching (DLM_MAX_BATCH, default ${DEFAULT_MAX_BATCH})
+  --max-queue N      sequences waiting at most; beyond: 429 (DLM_MAX_QUEUE, default ${DEFAULT_MAX_QUEUE})
   --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
   --log-level L      pino level (LOG_LEVEL, default info)
   -h, --help         this text
@@ -83,8 +89,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     threads: intOf('--threads', values.threads ?? env.DLM_THREADS, 1),
     apiKeys: keys.map((k) => k.trim()).filter((k) => k !== ''),
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
-    maxBatch: intOf('--max-batch', values['max-batch'] ?? env.DLM_MAX_BATCH, 1),
-    maxQueue: intOf('--max-queue', values['max-queue'] ?? env.DLM_MAX_QUEUE, 1),
+    maxBatch: intOf('--max-batch', values['max-batch'] ?? env.DLM_MAX_BATCH, 1) ?? DEFAULT_MAX_BATCH,
+    maxQueue: intOf('--max-queue', values['max-queue'] ?? env.DLM_MAX_QUEUE, 1) ?? DEFAULT_MAX_QUEUE,
     chat: !(values['no-chat'] ?? ['0', 'false', 'off', 'no'].includes((env.DLM_CHAT ?? '').toLowerCase())),
   };
 }

@@ -7,6 +7,7 @@ import type { ModelInfo, Usage } from '../engine/protocol.js';
 import type { ChatMessage, ChatTemplate } from '../tokenizer/chat.js';
 import { applyChatTemplate } from '../tokenizer/chat.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
+import type { Admission } from './admission.js';
 import { ApiError } from './errors.js';
 import type { GenerationSpec } from './generation.js';
 import type { Metrics } from './metrics.js';
@@ -25,6 +26,11 @@ export interface Limits {
   maxSequencesPerRequest: number;
   /** Generations running at once on one WebSocket. */
   maxGenerationsPerSocket: number;
+  /**
+   * Sequences admitted at once, decoding or queued (the engine's max batch + max queue);
+   * beyond it requests get 429 / a WebSocket error frame (server/admission.ts).
+   */
+  maxLiveSequences: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -34,6 +40,8 @@ export const DEFAULT_LIMITS: Limits = {
   wsSoftBackpressure: 256 << 10,
   maxSequencesPerRequest: 64,
   maxGenerationsPerSocket: 256,
+  // The engine's own defaults: max batch 16 + max queue 256 (engine/core.ts).
+  maxLiveSequences: 16 + 256,
 };
 
 export interface ServerContext {
@@ -44,6 +52,7 @@ export interface ServerContext {
   metrics: Metrics;
   log: Logger;
   limits: Limits;
+  admission: Admission;
 }
 
 export type PromptInput = string | number[];
@@ -54,6 +63,12 @@ export async function promptIds(ctx: ServerContext, prompt: PromptInput, param: 
   const bad = prompt.find((t) => t >= ctx.model.vocabSize);
   if (bad !== undefined) throw ApiError.badRequest(`${param}: token id ${bad} is outside the vocabulary (${ctx.model.vocabSize})`, param, 'invalid_value');
   return prompt;
+}
+
+/** A refusal for lack of room for `n` sequences (429 + Retry-After), whoever ran out of it. */
+export function overloaded(ctx: ServerContext, n: number): ApiError {
+  const wait = ctx.admission.retryAfterSeconds(n);
+  return ApiError.overloaded(`the server is at capacity (${ctx.admission.limit} sequences running or queued); retry in ${wait} s`, wait);
 }
 
 export function chatPrompt(ctx: ServerContext, messages: ChatMessage[]): Promise<number[]> {

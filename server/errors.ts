@@ -26,6 +26,16 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 
+  /** Seconds a client should wait before retrying (sent as Retry-After); set on 429s. */
+  retryAfter: number | undefined;
+
+  /** The server is full: 429 with a Retry-After, as OpenAI's rate limits answer. */
+  static overloaded(message: string, retryAfter: number): ApiError {
+    const e = new ApiError(429, message, 'rate_limit_error', null, 'queue_full');
+    e.retryAfter = retryAfter;
+    return e;
+  }
+
   static badRequest(message: string, param: string | null = null, code: string | null = null): ApiError {
     return new ApiError(400, message, 'invalid_request_error', param, code);
   }
@@ -42,6 +52,7 @@ export const STATUS_TEXT: Record<number, string> = {
   404: '404 Not Found',
   405: '405 Method Not Allowed',
   413: '413 Payload Too Large',
+  429: '429 Too Many Requests',
   500: '500 Internal Server Error',
   503: '503 Service Unavailable',
 };

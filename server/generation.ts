@@ -8,6 +8,7 @@ import type { ErrorMsg, FinishReason, GenerationParams, StepMsg, Usage } from '.
 import { IncrementalDetokenizer } from '../tokenizer/detokenizer.js';
 import { StopMatcher } from '../tokenizer/stop.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
+import type { Slot } from './admission.js';
 import type { Metrics } from './metrics.js';
 
 export interface GenerationListener {
@@ -41,6 +42,8 @@ export class Generation {
     private readonly spec: GenerationSpec,
     private readonly listener: GenerationListener,
     private readonly metrics: Metrics,
+    /** The admission place this sequence holds until it is done (or fails to start). */
+    private readonly slot?: Slot,
   ) {
     this.detok = new IncrementalDetokenizer(tokenizer);
     this.stops = new StopMatcher(spec.stop);
@@ -48,7 +51,18 @@ export class Generation {
 
   /** Hand the sequence to the engine; throws what engine.generate throws (e.g. queue full). */
   start(): void {
-    this.handle = this.engine.generate(this.spec.prompt, this.spec.params, {
+    try {
+      this.handle = this.engine.generate(this.spec.prompt, this.spec.params, this.engineEvents());
+    } catch (err) {
+      this.slot?.release();
+      throw err;
+    }
+    this.metrics.liveSequences.inc();
+    if (this.cancelled) this.handle.cancel();
+  }
+
+  private engineEvents(): Parameters<Engine['generate']>[2] {
+    return {
       commit: (tokens) => {
         this.metrics.generatedTokens.inc(tokens.length);
         this.enqueue(() => this.onCommit(tokens));
@@ -61,11 +75,15 @@ export class Generation {
       },
       done: (msg) => {
         this.metrics.liveSequences.dec();
+        this.slot?.release();
         this.enqueue(() => this.onDone(msg.reason, msg.usage));
       },
-    });
-    this.metrics.liveSequences.inc();
-    if (this.cancelled) this.handle.cancel();
+    };
+  }
+
+  /** For a generation that will never start (another of its request failed to): free its slot. */
+  abandon(): void {
+    if (this.handle === null) this.slot?.release();
   }
 
   /** Stop decoding (client cancelled or went away); `done` follows with 'cancelled'. */

@@ -54,6 +54,7 @@ export function sendJson(res: HttpResponse, state: RequestState, status: number,
 
 export function sendError(res: HttpResponse, state: RequestState, err: ApiError): void {
   const headers: Record<string, string> = err.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
+  if (err.retryAfter !== undefined) headers['Retry-After'] = String(err.retryAfter);
   sendJson(res, state, err.status, err.body(), headers);
 }
 

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     port: config.port,
     apiKeys: config.apiKeys,
     chat: config.chat,
+    limits: { maxLiveSequences: config.maxBatch + config.maxQueue },
   });
   log.info(
     { port: server.port, model: engine.model.name, family: engine.model.family, device: config.device, auth: config.apiKeys.length > 0 },

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ErrorMsg, FinishReason, Usage } from '../engine/protocol.js';
-import { chatPrompt, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
+import { chatPrompt, overloaded, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
 import { ApiError, fromZod } from './errors.js';
 import { Generation } from './generation.js';
 import { type RequestState, readBody, sendError, sendJson } from './http-io.js';
@@ -26,13 +26,15 @@ interface Choice {
 
 /**
  * A sequence the engine failed, as the error a client sees: settings the engine refused are the
- * client's (400); a full queue or a crash is worth a retry (503); anything else is ours (500).
+ * client's (400); a full engine queue is a 429 with Retry-After, like the server's own limit; a
+ * crash is worth a retry (503); anything else is ours (500).
  */
-function engineFailure(error: ErrorMsg | undefined): ApiError {
+function engineFailure(ctx: ServerContext, error: ErrorMsg | undefined): ApiError {
   const code = error?.code ?? 'engine_error';
   const message = error?.message ?? 'generation failed in the engine';
   if (code === 'invalid_request') return ApiError.badRequest(message, null, 'invalid_value');
-  return new ApiError(code === 'engine_crashed' || code === 'queue_full' ? 503 : 500, message, 'server_error', null, code);
+  if (code === 'queue_full') return overloaded(ctx, 1);
+  return new ApiError(code === 'engine_crashed' ? 503 : 500, message, 'server_error', null, code);
 }
 
 export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
@@ -93,6 +95,9 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
   }
   const specs = planSequences(ctx, prompts, r, n, r.seed ?? randomSeed());
   if (state.aborted) return CLIENT_GONE;
+  // All of the request's sequences or none: an admitted request is never cut short for room.
+  const slots = ctx.admission.tryAdmit(specs.length);
+  if (slots === null) throw overloaded(ctx, specs.length);
 
   const id = (api === 'chat' ? 'chatcmpl-' : 'cmpl-') + randomUUID().replace(/-/g, '');
   const created = Math.floor(Date.now() / 1000);
@@ -120,13 +125,13 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
       const failed = choices.find((c) => c.finish === 'error');
       if (sse !== null) {
         if (failed) {
-          sse.send(engineFailure(failed.error).body());
+          sse.send(engineFailure(ctx, failed.error).body());
         } else if (includeUsage) {
           sse.send({ id, object, created, model, system_fingerprint: null, choices: [], usage });
         }
         sse.end();
       } else if (failed) {
-        sendError(res, state, engineFailure(failed.error));
+        sendError(res, state, engineFailure(ctx, failed.error));
       } else {
         sendJson(res, state, 200, {
           id,
@@ -142,7 +147,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           usage,
         });
       }
-      resolve(gone ? CLIENT_GONE : failed ? engineFailure(failed.error).status : 200);
+      resolve(gone ? CLIENT_GONE : failed ? engineFailure(ctx, failed.error).status : 200);
     };
 
     specs.forEach((spec, index) => {
@@ -160,7 +165,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           if (sse !== null && reason !== 'error') sse.send(chunk(index, '', choices[index]!.finish));
           if (--remaining === 0) finishAll();
         },
-      }, ctx.metrics);
+      }, ctx.metrics, slots[index]);
       gens.push(g);
     });
     state.onAbort.push(() => {
@@ -170,11 +175,11 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
     try {
       for (const g of gens) g.start();
     } catch (err) {
-      for (const g of gens) g.cancel();
+      for (const g of gens) { g.cancel(); g.abandon(); }
       const code = (err as { code?: string }).code;
       const apiErr =
         code === 'queue_full'
-          ? new ApiError(503, 'the server is at capacity; retry shortly', 'server_error', null, 'queue_full')
+          ? overloaded(ctx, specs.length)
           : new ApiError(500, `could not start generation: ${(err as Error).message}`, 'server_error', null, 'engine_error');
       sendError(res, state, apiErr);
       resolve(apiErr.status);

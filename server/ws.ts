@@ -10,7 +10,7 @@
 // bounded and a slow socket never delays anyone else.
 import { Packr } from 'msgpackr';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
-import { chatPrompt, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
+import { chatPrompt, overloaded, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
 import { ApiError, fromZod } from './errors.js';
 import { Generation } from './generation.js';
 import { contentText } from './openai-schemas.js';
@@ -103,7 +103,8 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
   const type = typeof msg === 'object' && msg !== null ? (msg as { type?: unknown }).type : undefined;
   const rawId = typeof msg === 'object' && msg !== null ? (msg as { id?: unknown }).id : undefined;
   const id = typeof rawId === 'string' ? rawId : null;
-  const fail = (e: ApiError): void => send(ws, ctx, { type: 'error', id, code: e.code ?? e.type, message: e.message, param: e.param });
+  const fail = (e: ApiError): void =>
+    send(ws, ctx, { type: 'error', id, code: e.code ?? e.type, message: e.message, param: e.param, ...(e.retryAfter !== undefined ? { retry_after: e.retryAfter } : {}) });
 
   if (type === 'cancel') {
     const p = CancelSchema.safeParse(msg);
@@ -126,7 +127,6 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
   }
   d.gens.set(m.id, null); // reserve the id while tokenizing
 
-  ctx.metrics.requests.inc({ api: 'ws', status: 'accepted' });
   const started = performance.now();
   let gen: Generation;
   let prompt: number[];
@@ -137,6 +137,11 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     const settings = m.settings ?? {};
     const [spec] = planSequences(ctx, [prompt], settings, 1, settings.seed ?? randomSeed(), 'settings.');
     if (d.closed) return;
+    const slots = ctx.admission.tryAdmit(1);
+    if (slots === null) {
+      ctx.metrics.requests.inc({ api: 'ws', status: 'rejected' });
+      throw overloaded(ctx, 1);
+    }
     // Step frames carry the canvas as text too (canvas_text), for clients without a tokenizer.
     const texts = settings.stream_steps ? tokenTextsFor(ctx.tokenizer, ctx.model.vocabSize, ctx.model.maskId) : null;
     gen = new Generation(ctx.engine, ctx.tokenizer, spec!, {
@@ -156,7 +161,8 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
         if (error) send(ws, ctx, { type: 'error', id: m.id, code: error.code, message: error.message, param: null });
         send(ws, ctx, { type: 'done', id: m.id, finish_reason: reason, usage: usageBody([prompt], [usage], 1) });
       },
-    }, ctx.metrics);
+    }, ctx.metrics, slots[0]);
+    ctx.metrics.requests.inc({ api: 'ws', status: 'accepted' });
     d.gens.set(m.id, gen);
     if (d.cancelledEarly.delete(m.id)) gen.cancel();
     gen.start();
@@ -166,7 +172,7 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     if (err instanceof ApiError) return fail(err);
     const code = (err as { code?: string }).code ?? 'internal_error';
     ctx.log.error({ err }, 'ws generate failed');
-    return fail(new ApiError(code === 'queue_full' ? 503 : 500, (err as Error).message, 'server_error', null, code));
+    return fail(code === 'queue_full' ? overloaded(ctx, 1) : new ApiError(500, (err as Error).message, 'server_error', null, code));
   }
 }
 

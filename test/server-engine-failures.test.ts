@@ -1,5 +1,6 @@
 // What clients see when the engine is full or dies under them, through the real server: a clear
-// error (503, retryable), and the server still serving afterwards.
+// error (429 + Retry-After when full, 503 when the engine died; both retryable), and the server
+// still serving afterwards.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -24,13 +25,15 @@ after(async () => {
 
 const long = { prompt: 'Go', max_tokens: 64, steps: 32, ignore_eos: true } as const;
 
-test('a full engine queue is a 503 queue_full, and the requests already in keep going', async () => {
+test('a full engine queue is a 429 queue_full with Retry-After, and the requests already in keep going', async () => {
   const a = client.completions.create({ model: s.engine.model.name, ...long, seed: 1 } as OpenAI.CompletionCreateParamsNonStreaming);
   const b = client.completions.create({ model: s.engine.model.name, ...long, seed: 2 } as OpenAI.CompletionCreateParamsNonStreaming);
   await new Promise((r) => setTimeout(r, 100));
   await assert.rejects(
     client.completions.create({ model: s.engine.model.name, prompt: 'x', max_tokens: 4 }),
-    (err: unknown) => err instanceof OpenAI.APIError && err.status === 503 && err.code === 'queue_full',
+    (err: unknown) =>
+      err instanceof OpenAI.APIError && err.status === 429 && err.code === 'queue_full' && err.type === 'rate_limit_error'
+      && Number(err.headers?.get('retry-after')) >= 1,
   );
   const [ra, rb] = await Promise.all([a, b]);
   assert.equal(ra.usage!.completion_tokens, 64);
