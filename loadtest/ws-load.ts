@@ -10,7 +10,10 @@ export interface WsLoadOptions {
   /** Generations in flight at once, over ceil(concurrency / perSocket) sockets. */
   concurrency: number;
   perSocket: number;
+  /** Time limit; with `total`, only a safety net (what runs past it is cancelled). */
   seconds: number;
+  /** Run exactly this many generations (closed loop) and time them, instead of a fixed time. */
+  total?: number;
   /** The `generate` message of the n-th generation, without type and id. */
   generate(n: number): Record<string, unknown>;
 }
@@ -68,15 +71,20 @@ export async function wsLoad(o: WsLoadOptions): Promise<ScenarioResult> {
         samples.push({ latencyMs: now - g.sent, firstBlockMs: (Number.isNaN(g.first) ? now : g.first) - g.sent, completionTokens: f.usage?.completion_tokens ?? 0 });
         cached += f.usage?.prompt_tokens_details?.cached_tokens ?? 0;
       }
-      if (now < deadline) start();
+      if (now < deadline && (o.total === undefined || n < o.total)) start();
       else if (liveCount === 0) drained();
     });
     const here = Math.min(o.perSocket, o.concurrency - k * o.perSocket);
-    for (let i = 0; i < here; i++) start();
+    for (let i = 0; i < here && (o.total === undefined || n < o.total); i++) start();
   });
+  let end = deadline;
+  if (o.total !== undefined) {
+    await Promise.race([allDone, new Promise((r) => setTimeout(r, o.seconds * 1000))]);
+    end = Math.min(deadline, performance.now());
+  }
 
   // Timers may fire a little early against performance.now(): wait out the rest.
-  while (performance.now() < deadline) await new Promise((r) => setTimeout(r, Math.max(1, deadline - performance.now())));
+  while (performance.now() < end) await new Promise((r) => setTimeout(r, Math.max(1, end - performance.now())));
   const seconds = (performance.now() - t0) / 1000;
   // Cancel what is still running and wait for it, so the server is idle for whoever is next.
   if (liveCount > 0) {

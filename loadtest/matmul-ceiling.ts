@@ -1,0 +1,61 @@
+// What ONNX Runtime's MatMul reaches on this machine, measured in the same run as the
+// benchmark it is compared with: a one-node MatMul graph (loadtest/fixtures/matmul_graph.py),
+// timed through onnxruntime-node with the engine's thread setting at a few shapes; the best
+// GFLOP/s is the ceiling that a model's achieved FLOP/s is read against.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { openDeviceSession } from '../engine/device-session.js';
+
+const SCRIPT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'loadtest', 'fixtures', 'matmul_graph.py');
+
+export interface MatmulPoint {
+  m: number;
+  k: number;
+  n: number;
+  gflops: number;
+}
+
+export interface MatmulCeiling {
+  /** Best over the shapes, GFLOP/s. */
+  gflops: number;
+  points: MatmulPoint[];
+}
+
+/** Writes the graph with Debian's python (which has onnx) and returns its path. */
+export function buildMatmulGraph(python = process.env.DLM_PYTHON ?? '/usr/bin/python3'): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'dlm-matmul-')), 'matmul.onnx');
+  const r = spawnSync(python, [SCRIPT, path], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${SCRIPT} failed: ${r.stderr || r.error?.message}`);
+  return path;
+}
+
+/**
+ * GFLOP/s of [m, k] x [k, n] products (2mkn FLOPs each), each shape run for about `seconds`
+ * after one warm-up call.
+ */
+export async function measureMatmulCeiling(shapes: readonly [number, number, number][], opts: { threads?: number; seconds?: number } = {}): Promise<MatmulCeiling> {
+  const session = await openDeviceSession(buildMatmulGraph(), 'cpu', opts.threads !== undefined ? { threads: opts.threads } : {});
+  const points: MatmulPoint[] = [];
+  try {
+    for (const [m, k, n] of shapes) {
+      const fill = (len: number): Float32Array => Float32Array.from({ length: len }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+      const feeds = { A: new ort.Tensor('float32', fill(m * k), [m, k]), B: new ort.Tensor('float32', fill(k * n), [k, n]) };
+      await session.run(feeds);
+      let calls = 0;
+      const t0 = performance.now();
+      while (performance.now() - t0 < (opts.seconds ?? 1) * 1000) {
+        await session.run(feeds);
+        calls++;
+      }
+      const s = (performance.now() - t0) / 1000;
+      points.push({ m, k, n, gflops: (2 * m * k * n * calls) / s / 1e9 });
+    }
+  } finally {
+    await session.release();
+  }
+  return { gflops: Math.max(...points.map((p) => p.gflops)), points };
+}
