@@ -5,7 +5,7 @@
 // own MatMul ceiling, measured first in the same run.
 //
 //   npm run bench:batching -- [--model DIR] [--concurrency 1,4,16,64] [--max-tokens 32]
-//     [--steps 16] [--rounds 2] [--threads N] [--out .work/bench-batching]
+//     [--steps 8] [--rounds 1] [--threads N] [--out .work/bench-batching]
 //
 // Each point runs max(8, rounds x concurrency) generations of the same prompt (seeds differ),
 // so every row has the same length and the FLOP count is exact for the graph's matmuls.
@@ -26,8 +26,8 @@ const { values } = parseArgs({
     model: { type: 'string', default: process.env.DLM_MODEL ?? DEFAULT_MODEL_DIR },
     concurrency: { type: 'string', default: '1,4,16,64' },
     'max-tokens': { type: 'string', default: '32' },
-    steps: { type: 'string', default: '16' },
-    rounds: { type: 'string', default: '2' },
+    steps: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '1' },
     threads: { type: 'string' },
     out: { type: 'string', default: '.work/bench-batching' },
   },

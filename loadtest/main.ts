@@ -74,7 +74,8 @@ export function throughputChart(results: readonly ScenarioResult[], title: strin
     yLabel: 'tokens/s',
     series: names.map((name) => ({
       name,
-      points: results.filter((r) => r.scenario === name).map((r) => [r.concurrency, r.tokensPerSecond] as const),
+      // A point where nothing was measured (no request finished in time) is left out, not drawn as 0.
+      points: results.filter((r) => r.scenario === name && r.tokensPerSecond > 0).map((r) => [r.concurrency, r.tokensPerSecond] as const),
     })),
   });
 }
@@ -124,6 +125,7 @@ async function main(): Promise<void> {
         const r = await runScenario(target, sc, c, settings);
         results.push(r);
         console.log(formatRow(r));
+        if (r.requests === 0) console.log(`  (no ${sc} request finished within ${seconds} s at concurrency ${c}: run longer with --seconds)`);
       }
     }
   } finally {
