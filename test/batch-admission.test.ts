@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import WebSocket from 'ws';
 import { startEngine } from '../engine/client.js';
+import { Admission } from '../server/admission.js';
 import type { Engine } from '../engine/api.js';
 import { scrape, serve, TEST_MODEL_DIR, waitIdle, type Served } from './helpers/served.js';
 
@@ -133,4 +134,34 @@ test('a request is admitted whole or not at all: n = 2 is refused where n = 1 st
   // All slots came back: a full-size request fits again.
   const three = await client.completions.create({ model, prompt: 'x', max_tokens: 4, n: LIMIT });
   assert.equal(three.choices.length, LIMIT);
+});
+
+test('Admission: all or nothing, slots come back once each, Retry-After follows the completion rate', () => {
+  const a = new Admission(3);
+  const two = a.tryAdmit(2)!;
+  assert.equal(a.tryAdmit(2), null, 'two more do not fit in one');
+  assert.equal(a.inFlight, 2);
+  const one = a.tryAdmit(1)!;
+  assert.equal(a.inFlight, 3);
+  // Nothing finished lately: the default hint.
+  assert.equal(a.retryAfterSeconds(1, performance.now()), 10);
+  two[0]!.release();
+  two[0]!.release(); // a second release gives nothing back
+  assert.equal(a.inFlight, 2);
+  two[1]!.release();
+  one[0]!.release();
+  assert.equal(a.inFlight, 0);
+  // Three finished within about a second: room for one more comes in about a third of a second,
+  // rounded up to the header's whole second; asking for many more waits proportionally longer.
+  const now = performance.now() + 1000;
+  assert.equal(a.retryAfterSeconds(1, now), 1);
+  const full = new Admission(1);
+  for (let i = 0; i < 2; i++) full.tryAdmit(1)?.[0]!.release();
+  full.tryAdmit(1);
+  const t = performance.now() + 3900; // two completions over 3.9 s: about 0.51 per second
+  assert.equal(full.retryAfterSeconds(1, t), 2);
+  assert.equal(full.retryAfterSeconds(5, t), 10);
+  // Completions older than the window no longer count.
+  assert.equal(full.retryAfterSeconds(1, t + 20_000), 10);
+  assert.throws(() => new Admission(0), RangeError);
 });
