@@ -11,7 +11,10 @@ export interface HttpLoadOptions {
   base: string;
   path: '/v1/completions' | '/v1/chat/completions';
   concurrency: number;
+  /** How long to run; with `total`, ignored (autocannon runs until that many have answered). */
   seconds: number;
+  /** Send exactly this many requests and time them all, instead of a fixed time. */
+  total?: number;
   /** The body of the n-th request (vary prompts or seeds per request). */
   body(n: number): Record<string, unknown>;
 }
@@ -35,14 +38,16 @@ export async function httpLoad(o: HttpLoadOptions): Promise<ScenarioResult> {
   // onResponse runs just before the client's 'response' event for the same response (both in
   // one synchronous step of autocannon's parser), so it can hand the parsed body over here.
   let parsed: { ok: boolean; tokens: number; cached: number } | null = null;
+  let firstSent = Number.POSITIVE_INFINITY;
+  let lastAnswer = 0;
 
   const t0 = performance.now();
   const instance = autocannon({
     url: o.base,
     connections: o.concurrency,
-    duration: o.seconds,
+    ...(o.total !== undefined ? { amount: o.total } : { duration: o.seconds }),
     // A request slower than the whole run still counts as an answer, not a timeout.
-    timeout: o.seconds + 60,
+    timeout: o.total !== undefined ? 600 : o.seconds + 60,
     requests: [{
       method: 'POST',
       path: o.path,
@@ -60,6 +65,7 @@ export async function httpLoad(o: HttpLoadOptions): Promise<ScenarioResult> {
       let first = Number.NaN;
       client.on('request', () => {
         sent = performance.now();
+        firstSent = Math.min(firstSent, sent);
         first = Number.NaN;
       });
       client.on('body', (chunk: Buffer) => {
@@ -67,6 +73,7 @@ export async function httpLoad(o: HttpLoadOptions): Promise<ScenarioResult> {
       });
       client.on('response', () => {
         const now = performance.now();
+        lastAnswer = now;
         const p = parsed;
         parsed = null;
         if (p === null || !p.ok) return;
@@ -76,7 +83,9 @@ export async function httpLoad(o: HttpLoadOptions): Promise<ScenarioResult> {
     },
   });
   const result = await instance;
-  const seconds = (performance.now() - t0) / 1000;
+  // With a fixed number of requests, autocannon finishes on its next one-second tick: time the
+  // requests themselves, first sent to last answered.
+  const seconds = o.total !== undefined && lastAnswer > firstSent ? (lastAnswer - firstSent) / 1000 : (performance.now() - t0) / 1000;
   const errors = result.errors + result.timeouts + result.non2xx + (result['2xx'] - samples.length);
   const r = summarize(o.scenario, o.concurrency, seconds, samples, errors);
   r.cachedPromptTokens = cached;

@@ -4,7 +4,10 @@
 //
 //   npm run loadtest -- [--model DIR | --url http://127.0.0.1:PORT] [--scenarios completions,sse,ws,shared-prefix]
 //     [--concurrency 1,4,16] [--seconds 5] [--max-tokens 32] [--steps 16] [--max-batch 16]
-//     [--max-queue 256] [--per-socket 4] [--threads N] [--out .work/loadtest]
+//     [--max-queue 256] [--per-socket 4] [--requests N] [--threads N] [--out .work/loadtest]
+//
+// Each point runs for --seconds; with --requests N it runs max(N, concurrency) requests instead
+// and times them all to the last answer (no request cut off by the clock).
 //
 // Scenarios:
 //   completions    POST /v1/completions, JSON answers (autocannon); first block = whole answer
@@ -33,15 +36,18 @@ export interface LoadSettings {
   steps: number;
   perSocket: number;
   seconds: number;
+  /** Requests per point (all timed to the end) instead of a fixed time; at least the concurrency. */
+  requests?: number;
 }
 
 export async function runScenario(t: Target, scenario: Scenario, concurrency: number, s: LoadSettings): Promise<ScenarioResult> {
+  const total = s.requests !== undefined ? Math.max(s.requests, concurrency) : undefined;
   const gen = (n: number): Record<string, unknown> => ({ max_tokens: s.maxTokens, steps: s.steps, ignore_eos: true, seed: n });
   switch (scenario) {
     case 'completions':
     case 'sse':
       return httpLoad({
-        scenario, base: t.base, path: '/v1/completions', concurrency, seconds: s.seconds,
+        scenario, base: t.base, path: '/v1/completions', concurrency, seconds: s.seconds, total,
         body: (n) => ({
           model: t.model, prompt: `Story ${n} begins`, ...gen(n),
           ...(scenario === 'sse' ? { stream: true, stream_options: { include_usage: true } } : {}),
@@ -49,7 +55,7 @@ export async function runScenario(t: Target, scenario: Scenario, concurrency: nu
       });
     case 'shared-prefix':
       return httpLoad({
-        scenario, base: t.base, path: '/v1/chat/completions', concurrency, seconds: s.seconds,
+        scenario, base: t.base, path: '/v1/chat/completions', concurrency, seconds: s.seconds, total,
         body: (n) => ({
           model: t.model,
           messages: [{ role: 'system', content: SYSTEM_PROMPT }, { role: 'user', content: `Question ${n}: what is on shelf ${n % 7}?` }],
@@ -58,7 +64,7 @@ export async function runScenario(t: Target, scenario: Scenario, concurrency: nu
       });
     case 'ws': {
       return wsLoad({
-        scenario, base: t.base, concurrency, perSocket: s.perSocket, seconds: s.seconds,
+        scenario, base: t.base, concurrency, perSocket: s.perSocket, seconds: total !== undefined ? 600 : s.seconds, total,
         generate: (n) => ({ prompt: `Story ${n} begins`, settings: gen(n) }),
       });
     }
@@ -99,6 +105,7 @@ async function main(): Promise<void> {
       'max-batch': { type: 'string', default: '16' },
       'max-queue': { type: 'string', default: '256' },
       'per-socket': { type: 'string', default: '4' },
+      requests: { type: 'string' },
       threads: { type: 'string' },
       out: { type: 'string', default: '.work/loadtest' },
     },
@@ -110,6 +117,7 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds: expected (0, 600], got '${values.seconds}'`);
   const settings: LoadSettings = { maxTokens: Number(values['max-tokens']), steps: Number(values.steps), perSocket: Number(values['per-socket']), seconds };
+  if (values.requests !== undefined) settings.requests = intList('--requests', values.requests)[0]!;
   const maxBatch = Number(values['max-batch']);
   const maxQueue = Number(values['max-queue']);
   const target = values.url
@@ -118,14 +126,14 @@ async function main(): Promise<void> {
   const out = resolve(values.out!);
   const results: ScenarioResult[] = [];
   try {
-    console.log(`load test: ${target.model} at ${target.base}, ${seconds} s per point, ${settings.maxTokens} tokens, ${settings.steps} steps${values.url ? '' : `, max batch ${maxBatch}`}`);
+    console.log(`load test: ${target.model} at ${target.base}, ${settings.requests !== undefined ? `${settings.requests} requests` : `${seconds} s`} per point, ${settings.maxTokens} tokens, ${settings.steps} steps${values.url ? '' : `, max batch ${maxBatch}`}`);
     console.log(TABLE_HEADER);
     for (const sc of scenarios as Scenario[]) {
       for (const c of concurrency) {
         const r = await runScenario(target, sc, c, settings);
         results.push(r);
         console.log(formatRow(r));
-        if (r.requests === 0) console.log(`  (no ${sc} request finished within ${seconds} s at concurrency ${c}: run longer with --seconds)`);
+        if (r.requests === 0) console.log(`  (no ${sc} request finished within ${seconds} s at concurrency ${c}: run longer with --seconds, or use --requests)`);
       }
     }
   } finally {

@@ -54,3 +54,18 @@ test('loadtest JSON says how it ran; the SVG draws one line per scenario over th
   assert.equal((svg.match(/<polyline /g) ?? []).length, SCENARIOS.length);
   for (const s of SCENARIOS) assert.ok(svg.includes(`>${s}</text>`), `legend names ${s}`);
 });
+
+test('loadtest --requests: every point runs exactly that many requests and times them all', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dlm-loadtest-n-'));
+  const r = spawnSync(process.execPath, [
+    'dist/loadtest/main.js', '--model', 'models/zoo/tiny-mdlm', '--threads', '1', '--scenarios', 'sse,ws', '--concurrency', '2',
+    '--requests', '5', '--max-tokens', '8', '--steps', '4', '--out', dir,
+  ], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const { results } = JSON.parse(readFileSync(join(dir, 'loadtest.json'), 'utf8')) as { results: ScenarioResult[] };
+  assert.deepEqual(results.map((x) => [x.scenario, x.requests, x.errors]), [['sse', 5, 0], ['ws', 5, 0]]);
+  for (const x of results) {
+    assert.ok(Math.abs(x.tokensPerSecond * x.seconds - 5 * 8) < 1e-6, `${x.scenario}: all 40 tokens counted`);
+    assert.ok(x.latencyMs.p99 <= x.seconds * 1000 + 1, `${x.scenario}: timed to the last answer`);
+  }
+});
