@@ -41,7 +41,8 @@ test('a full engine queue is a 429 queue_full with Retry-After, and the requests
 });
 
 test('an engine that dies mid-request fails that request with engine_crashed; the server serves the next', async () => {
-  const pending = fetch(`${s.base}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...long, seed: 3 }) });
+  // 1024 steps: still running when it is killed, even on an idle machine.
+  const pending = fetch(`${s.base}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...long, steps: 1024, seed: 3 }) });
   await new Promise((r) => setTimeout(r, 150));
   // The engine is our child process (node engine/main.js); kill it as a crash would.
   const children = execFileSync('pgrep', ['-P', String(process.pid), '-f', 'engine/main.js']).toString().trim().split('\n');
