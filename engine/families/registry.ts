@@ -5,6 +5,7 @@
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Sequence, SequenceSink } from '../sequence.js';
+import { e2d2Family } from './e2d2-family.js';
 import { mdlmFamily } from './mdlm-family.js';
 
 export interface FamilyContext {
@@ -21,6 +22,7 @@ export interface Family {
 
 const FAMILIES: Record<string, Family> = {
   mdlm: mdlmFamily,
+  e2d2: e2d2Family,
 };
 
 export function familyOf(manifest: Manifest): Family | null {

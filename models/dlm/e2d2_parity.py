@@ -7,28 +7,32 @@ little-endian files plus cases.json. test/e2d2-parity.test.ts runs them through 
     decoder per block against them) must reproduce PyTorch's full training forward.
 
   python -m dlm.e2d2_parity --out DIR [--fp16-weights]
+  python -m dlm.e2d2_parity --model-dir DIR --tokenizer T   (the random model as a servable model
+      directory, for engine tests that need a network whose output depends on its context)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 
 import numpy as np
 import torch
 
 from .dit import DiTConfig
 from .e2d2 import E2D2
-from .e2d2_export import DecoderGraph, EncoderGraph, export_graphs
+from . import manifest as mf
+from .e2d2_export import DecoderGraph, EncoderGraph, export_graphs, manifest
 
 
-def random_model(seed=0) -> E2D2:
+def random_model(seed=0, std=0.05) -> E2D2:
     torch.manual_seed(seed)
     m = E2D2(DiTConfig(vocab_size=97, d_model=48, n_layers=3, n_heads=4, cond_dim=24, max_length=64), dec_layers=1)
     with torch.no_grad():
         for p in m.parameters():
             if p.abs().sum() == 0:
-                p.normal_(0, 0.05)
+                p.normal_(0, std)
     return m.eval()
 
 
@@ -78,11 +82,30 @@ def decoder_case(m: E2D2, g: torch.Generator):
                 context_values=torch.randn(B, m.dec_layers, c.n_heads, P, c.head_dim, generator=g), context_mask=pm)
 
 
+def write_model_dir(out: str, tokenizer: str) -> None:
+    """The random model served: ids 96 = [MASK], 95 = [EOS]; the tokenizer file is only there
+    because a model directory has one (its ids are not this model's)."""
+    os.makedirs(out, exist_ok=True)
+    m = random_model(std=0.3)  # strong enough that the context changes the greedy tokens
+    export_graphs(m, out)
+    shutil.copyfile(tokenizer, os.path.join(out, 'tokenizer.json'))
+    man = manifest('e2d2-random', m, json.load(open(tokenizer)), {'block_sizes': [4, 8]},
+                   'random E2D2 weights for engine tests')
+    man['special_tokens'] = {'mask': 96, 'bos': None, 'eos': 95, 'pad': None}
+    mf.write(out, man)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--out', required=True)
+    ap.add_argument('--out')
     ap.add_argument('--fp16-weights', action='store_true')
+    ap.add_argument('--model-dir')
+    ap.add_argument('--tokenizer')
     a = ap.parse_args(argv)
+    if a.model_dir:
+        write_model_dir(a.model_dir, a.tokenizer)
+        print(json.dumps({'model_dir': a.model_dir}))
+        return
     os.makedirs(a.out, exist_ok=True)
     m = random_model()
     paths = export_graphs(m, a.out, a.fp16_weights)
