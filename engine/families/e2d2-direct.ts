@@ -55,8 +55,12 @@ export class DirectRunner {
     };
   }
 
-  /** Runs the prompts together (batched by the scheduler up to maxBatch) to completion. */
-  async run(family: Family, prompts: number[][], params: GenerationParams | GenerationParams[], maxBatch = 16): Promise<DirectResult[]> {
+  /**
+   * Runs the prompts together (batched by the scheduler up to maxBatch) to completion;
+   * onCommit sees every commit as it streams (time to first block, for benchmarks).
+   */
+  async run(family: Family, prompts: number[][], params: GenerationParams | GenerationParams[], maxBatch = 16,
+    onCommit?: (index: number, tokens: number[]) => void): Promise<DirectResult[]> {
     const m = this.dir.manifest;
     const results: DirectResult[] = prompts.map(() => ({ tokens: [], usage: { promptTokens: 0, completionTokens: 0, nfe: 0, cachedTokens: 0 }, finishReason: null, chunks: [] }));
     const seqs: Sequence[] = prompts.map((p, i) => {
@@ -64,7 +68,7 @@ export class DirectRunner {
       family.validate(ps, m);
       return family.create(i, p, ps, {
         manifest: m,
-        sink: { commit: (t) => { results[i]!.tokens.push(...t); results[i]!.chunks.push(t); }, step: () => {} },
+        sink: { commit: (t) => { results[i]!.tokens.push(...t); results[i]!.chunks.push(t); onCommit?.(i, t); }, step: () => {} },
       });
     });
     const failures: unknown[] = [];
