@@ -28,16 +28,15 @@ function read(path: string, type: 'int64' | 'float32'): BigInt64Array | Float32A
   return type === 'int64' ? new BigInt64Array(buf) : new Float32Array(buf);
 }
 
-const made = new Map<boolean, string>();
+// One Python process writes both variants (loading torch dominates the time).
+let made: string | null = null;
 function makeCases(fp16: boolean): string {
-  const seen = made.get(fp16);
-  if (seen) return seen;
-  const dir = mkdtempSync(join(tmpdir(), 'dlm-e2d2-parity-'));
-  const r = spawnSync('/usr/bin/python3', ['-m', 'dlm.e2d2_parity', '--out', dir, ...(fp16 ? ['--fp16-weights'] : [])],
-    { cwd: join(REPO, 'models'), encoding: 'utf8' });
-  assert.equal(r.status, 0, `dlm.e2d2_parity failed: ${r.stderr}`);
-  made.set(fp16, dir);
-  return dir;
+  if (!made) {
+    made = mkdtempSync(join(tmpdir(), 'dlm-e2d2-parity-'));
+    const r = spawnSync('/usr/bin/python3', ['-m', 'dlm.e2d2_parity', '--out', made, '--both'], { cwd: join(REPO, 'models'), encoding: 'utf8' });
+    assert.equal(r.status, 0, `dlm.e2d2_parity failed: ${r.stderr}`);
+  }
+  return join(made, fp16 ? 'fp16' : 'fp32');
 }
 
 /** Flat index -> (row, position) for [B, L, ...] (hidden, logits) or [B, nL, H, L, Dh] (caches). */

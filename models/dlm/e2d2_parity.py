@@ -6,7 +6,7 @@ little-endian files plus cases.json. test/e2d2-parity.test.ts runs them through 
   - chain: the engine's path (encoder once per block, its own outputs appended to the caches,
     decoder per block against them) must reproduce PyTorch's full training forward.
 
-  python -m dlm.e2d2_parity --out DIR [--fp16-weights]
+  python -m dlm.e2d2_parity --out DIR [--fp16-weights | --both]
   python -m dlm.e2d2_parity --model-dir DIR --tokenizer T   (the random model as a servable model
       directory, for engine tests that need a network whose output depends on its context)
 """
@@ -99,6 +99,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out')
     ap.add_argument('--fp16-weights', action='store_true')
+    ap.add_argument('--both', action='store_true', help='fp32 and fp16 cases, in OUT/fp32 and OUT/fp16')
     ap.add_argument('--model-dir')
     ap.add_argument('--tokenizer')
     a = ap.parse_args(argv)
@@ -106,10 +107,19 @@ def main(argv=None):
         write_model_dir(a.model_dir, a.tokenizer)
         print(json.dumps({'model_dir': a.model_dir}))
         return
-    os.makedirs(a.out, exist_ok=True)
+    if a.both:  # one process (torch loads once) writes OUT/fp32 and OUT/fp16
+        for fp16 in (False, True):
+            write_cases(os.path.join(a.out, 'fp16' if fp16 else 'fp32'), fp16)
+    else:
+        write_cases(a.out, a.fp16_weights)
+    print(json.dumps({'out': a.out}))
+
+
+def write_cases(out: str, fp16: bool) -> None:
+    os.makedirs(out, exist_ok=True)
     m = random_model()
-    paths = export_graphs(m, a.out, a.fp16_weights)
-    if a.fp16_weights:  # compare against the same fp16-rounded weights that the files store
+    paths = export_graphs(m, out, fp16)
+    if fp16:  # compare against the same fp16-rounded weights that the files store
         with torch.no_grad():
             for p in m.parameters():
                 if p.numel() >= 1024:
@@ -124,8 +134,8 @@ def main(argv=None):
             outs = (enc if role == 'encoder' else dec)(*inputs.values())
         outs = dict(zip(names_enc, outs)) if role == 'encoder' else {'logits': outs}
         index['cases'].append({'name': name, 'role': role,
-                               'inputs': _write(a.out, name, {k: v.numpy() for k, v in inputs.items()}),
-                               'outputs': _write(a.out, name, {k: v.numpy().astype(np.float32) for k, v in outs.items()})})
+                               'inputs': _write(out, name, {k: v.numpy() for k, v in inputs.items()}),
+                               'outputs': _write(out, name, {k: v.numpy().astype(np.float32) for k, v in outs.items()})})
     # The chain: clean x0 and noisy xt over 4 blocks; PyTorch's full (training) forward.
     L, bs = 16, 4
     x0 = torch.randint(0, m.cfg.vocab_size - 1, (1, L), generator=g)
@@ -134,10 +144,9 @@ def main(argv=None):
         full = m(xt, x0, bs)
     index['chain'] = {'block_size': bs, 'length': L, 'enc_layers': m.enc_layers, 'dec_layers': m.dec_layers,
                       'n_heads': m.cfg.n_heads, 'head_dim': m.cfg.head_dim, 'vocab': m.cfg.vocab_size,
-                      'files': _write(a.out, 'chain', {'x0': x0.numpy(), 'xt': xt.numpy(), 'logits': full.numpy()})}
-    with open(os.path.join(a.out, 'cases.json'), 'w') as f:
+                      'files': _write(out, 'chain', {'x0': x0.numpy(), 'xt': xt.numpy(), 'logits': full.numpy()})}
+    with open(os.path.join(out, 'cases.json'), 'w') as f:
         json.dump(index, f)
-    print(json.dumps({'out': a.out}))
 
 
 if __name__ == '__main__':
