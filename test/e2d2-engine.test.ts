@@ -53,6 +53,16 @@ for (const sampler of ['confidence_topk', 'ddpm', 'first_hitting', 'confidence_t
   });
 }
 
+test('ddpm_cache: the same tokens as ddpm with fewer network calls (a step that changed nothing reuses the logits)', async () => {
+  const p = { ...base, sampler: 'ddpm', steps: 16, maxTokens: 16 };
+  const plain = await r.run(e2d2Family, prompts, p);
+  const cached = await r.run(e2d2Family, prompts, { ...p, sampler: 'ddpm_cache' });
+  assert.deepEqual(toks(cached), toks(plain));
+  for (let i = 0; i < prompts.length; i++) assert.ok(cached[i]!.usage.nfe < plain[i]!.usage.nfe, `row ${i}: ${cached[i]!.usage.nfe} vs ${plain[i]!.usage.nfe}`);
+  const again = await r.run(makeE2d2Family({ recompute: true }), prompts, { ...p, sampler: 'ddpm_cache' });
+  assert.deepEqual(toks(again), toks(plain));
+});
+
 test('cached encoder state and re-encoding the context every step give the same tokens', async () => {
   const small = prompts.map((p) => p.map((t) => t % 90));
   for (const [runner, ps] of [[r, prompts], [random, small]] as const) {

@@ -55,6 +55,9 @@ export class E2d2Sequence implements Sequence {
   private steps = 0;
   private stepCount = 0;
   private nfe = 0;
+  /** ddpm_cache: the block's last logits, reused while a step changes no token. */
+  private lastLogits: Float32Array | null = null;
+  private dirty = true;
   finishReason: FinishReason | null = null;
 
   constructor(
@@ -102,12 +105,16 @@ export class E2d2Sequence implements Sequence {
     this.lead = head.length;
     this.blockStart = start;
     this.step = 0;
+    this.lastLogits = null;
+    this.dirty = true;
     const m = this.blockSize - head.length;
     this.steps = this.sampler === 'first_hitting' ? m : this.sampler.startsWith('confidence') ? Math.min(this.params.steps, m) : this.params.steps;
   }
 
   next(): Next {
     if (this.finishReason) return { kind: 'done' };
+    // Same canvas, same context: the network would return the same logits.
+    if (this.phase === 'denoise' && this.sampler === 'ddpm_cache' && !this.dirty && this.lastLogits) return { kind: 'local' };
     switch (this.phase) {
       case 'prefill': return { kind: 'call', call: this.encoderCall(this.prefill, this.contextStart) };
       case 'encode': return { kind: 'call', call: this.encoderCall(this.context, this.contextStart) };
@@ -148,7 +155,7 @@ export class E2d2Sequence implements Sequence {
   consume(logits: Float32Array, extra?: Record<string, RowTensor>): void {
     this.nfe++;
     if (this.finishReason) return; // cancelled while the call ran
-    if (this.phase === 'denoise') { this.denoise(logits); return; }
+    if (this.phase === 'denoise') { this.lastLogits = logits; this.denoise(logits); return; }
     const n = this.phase === 'prefill' ? this.prefill.length : this.phase === 'encode' ? this.context.length : this.canvas.length;
     const outs = ['present_keys', 'present_values', 'present_context_keys', 'present_context_values'].map((name) => {
       const t = extra?.[name];
@@ -171,7 +178,8 @@ export class E2d2Sequence implements Sequence {
   }
 
   advance(): void {
-    throw new Error('E2D2 has no local steps');
+    if (!this.lastLogits) throw new Error('a local step with no logits to reuse');
+    this.denoise(this.lastLogits);
   }
 
   private denoise(logits: Float32Array): void {
@@ -180,19 +188,21 @@ export class E2d2Sequence implements Sequence {
       shaping: { temperature: this.params.temperature, topK: this.params.topK, topP: this.params.topP },
       rng: this.rng, step: this.step, steps: Math.max(this.steps, 1), eps: this.model.eps,
     };
+    let changed: number;
     switch (this.sampler) {
       case 'ddpm':
-      case 'ddpm_cache': ddpmStep(x); break;
-      case 'first_hitting': firstHittingStep(x); break;
-      case 'confidence_topk': confidenceTopkStep(x); break;
-      case 'confidence_threshold': confidenceThresholdStep(x, this.params.confidenceThreshold ?? 0.9); break;
+      case 'ddpm_cache': changed = ddpmStep(x); break;
+      case 'first_hitting': changed = firstHittingStep(x); break;
+      case 'confidence_topk': changed = confidenceTopkStep(x); break;
+      case 'confidence_threshold': changed = confidenceThresholdStep(x, this.params.confidenceThreshold ?? 0.9); break;
       default: throw new Error(`sampler ${String(this.sampler)} is not a masked-diffusion sampler`);
     }
+    this.dirty = changed > 0;
     this.step++;
     this.stepCount++;
     if (this.params.streamSteps) this.sink.step(this.stepCount, this.generated.length, Array.from(this.canvas.subarray(this.lead)));
     if (maskedCount(this.canvas, this.model.maskId) === 0) this.finishBlock();
-    else if (this.recompute) this.phase = 'encode';
+    else if (this.recompute && (this.dirty || this.sampler !== 'ddpm_cache')) this.phase = 'encode';
   }
 
   /** The block is final: stream it, stop if it says so, else encode it next. */
