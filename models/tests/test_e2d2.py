@@ -127,3 +127,15 @@ def test_trainer_family_e2d2_and_export(tmp_path):
     assert man['architecture']['encoder_layers'] + man['architecture']['decoder_layers'] == man['architecture']['n_layers']
     for f in ('encoder.onnx', 'decoder.onnx', 'tokenizer.json', 'README.md'):
         assert os.path.exists(os.path.join(out, f))
+
+
+def test_trainer_flags_coexist_with_bd3lm_block_sizes():
+    """BD3-LM's trainer adds the same --block-sizes flag: the E2D2 plug must not add it twice."""
+    import argparse
+    from dlm import e2d2
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--block-sizes', default='8')
+    e2d2.add_args(ap)
+    a = ap.parse_args(['--dec-layers', '2'])
+    assert a.block_sizes == '8' and a.dec_layers == 2
+    assert e2d2.results_extra(argparse.Namespace(block_sizes=[4, 8], dec_layers=1)) == {'block_sizes': [4, 8], 'dec_layers': 1}
