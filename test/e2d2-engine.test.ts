@@ -53,6 +53,16 @@ for (const sampler of ['confidence_topk', 'ddpm', 'first_hitting', 'confidence_t
   });
 }
 
+test('rows with different block sizes and samplers batch together (padded blocks and contexts) without changing their tokens', async () => {
+  const mixed = prompts.map((_, i) => ({ ...base, blockSize: i % 2 === 0 ? 8 : 4, sampler: i < 2 ? 'ddpm' : 'confidence_topk', seed: 11 + i }));
+  for (const [runner, ps] of [[r, prompts], [random, prompts.map((p) => p.map((t) => t % 90))]] as const) {
+    const alone: DirectResult[] = [];
+    for (let i = 0; i < ps.length; i++) alone.push((await runner.run(e2d2Family, [ps[i]!], mixed[i]!))[0]!);
+    const batched = await runner.run(e2d2Family, ps, mixed);
+    assert.deepEqual(toks(batched), toks(alone), runner.dir.manifest.name);
+  }
+});
+
 test('ddpm_cache: the same tokens as ddpm with fewer network calls (a step that changed nothing reuses the logits)', async () => {
   const p = { ...base, sampler: 'ddpm', steps: 16, maxTokens: 16 };
   const plain = await r.run(e2d2Family, prompts, p);
