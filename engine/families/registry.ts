@@ -6,6 +6,7 @@ import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Sequence, SequenceSink } from '../sequence.js';
 import { bd3lmFamily } from './bd3lm-family.js';
+import { e2d2Family } from './e2d2-family.js';
 import { mdlmFamily } from './mdlm-family.js';
 
 export interface FamilyContext {
@@ -27,6 +28,7 @@ export interface Family {
 const FAMILIES: Record<string, Family> = {
   mdlm: mdlmFamily,
   bd3lm: bd3lmFamily,
+  e2d2: e2d2Family,
 };
 
 export function familyOf(manifest: Manifest): Family | null {

@@ -20,6 +20,7 @@ from .dit import DiT, DiTConfig, causal_bias, count_params
 from .mdlm import ar_loss, mdlm_loss
 from .bd3lm import bd3lm_loss
 from . import uniform_train
+from . import e2d2, uniform_train
 
 PRESETS = {
     # name: (d_model, n_layers, n_heads, cond_dim, seq_len, batch)
@@ -96,6 +97,8 @@ def compute_loss(a, model, x0, gen, mask_id):
         bs = a.block_sizes[int(torch.randint(len(a.block_sizes), (1,), generator=gen))]
         return bd3lm_loss(model, x0, mask_id, gen, bs, eps=a.eps, t_min=a.t_min, t_max=a.t_max,
                           weighting=a.loss_weighting)
+    if a.family in e2d2.FAMILIES:
+        return e2d2.loss(a, model, x0, gen, mask_id)
     return mdlm_loss(model, x0, mask_id, gen, eps=a.eps, t_min=a.t_min, t_max=a.t_max,
                      weighting=a.loss_weighting)
 
@@ -118,6 +121,8 @@ def validate(a, model, val: TokenStream, mask_id, device):
                 _, nelbo = ar_loss(model, x0)
             elif a.family == 'bd3lm':  # the unclipped bound, at the first (served default) size
                 _, nelbo = bd3lm_loss(model, x0, mask_id, gen, a.block_sizes[0], eps=a.eps)
+            elif a.family in e2d2.FAMILIES:
+                nelbo = e2d2.val_nelbo(a, model, x0, gen, mask_id)
             else:
                 _, nelbo = mdlm_loss(model, x0, mask_id, gen, eps=a.eps)
             total += float(nelbo) * len(x0)
@@ -129,6 +134,7 @@ def validate(a, model, val: TokenStream, mask_id, device):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--family', choices=['mdlm', 'ar', 'bd3lm', *uniform_train.FAMILIES], default='mdlm')
+    ap.add_argument('--family', choices=['mdlm', 'ar', *uniform_train.FAMILIES, *e2d2.FAMILIES], default='mdlm')
     ap.add_argument('--preset', choices=sorted(PRESETS), default='tiny')
     ap.add_argument('--data', default=None, help='folder with train.bin, val.bin, tokenizer.json')
     ap.add_argument('--out', required=True)
@@ -150,6 +156,7 @@ def main(argv=None):
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--eval-every', type=int, default=500)
     ap.add_argument('--val-windows', type=int, default=512, help='validation windows (x4 noise draws)')
+    e2d2.add_args(ap)
     a = ap.parse_args(argv)
     a.block_sizes = [int(x) for x in str(a.block_sizes).split(',') if x]
 
@@ -171,7 +178,7 @@ def main(argv=None):
     if a.device == 'cpu':
         torch.set_num_threads(os.cpu_count() or 1)
     device = torch.device(a.device)
-    model = build(a.family, cfg).to(device)
+    model = (e2d2.build(cfg, a) if a.family in e2d2.FAMILIES else build(a.family, cfg)).to(device)
     ema = copy.deepcopy(model).eval()
     for q in ema.parameters():
         q.requires_grad_(False)
@@ -247,6 +254,8 @@ def main(argv=None):
     }
     if a.family == 'bd3lm':
         results['block_sizes'] = a.block_sizes
+    if a.family in e2d2.FAMILIES:
+        results.update(e2d2.results_extra(a))
     with open(os.path.join(a.out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     print(json.dumps({k: results[k] for k in ('family', 'params', 'steps', 'wall_seconds')} |
