@@ -133,8 +133,7 @@ def validate(a, model, val: TokenStream, mask_id, device):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--family', choices=['mdlm', 'ar', 'bd3lm', *uniform_train.FAMILIES], default='mdlm')
-    ap.add_argument('--family', choices=['mdlm', 'ar', *uniform_train.FAMILIES, *e2d2.FAMILIES], default='mdlm')
+    ap.add_argument('--family', choices=['mdlm', 'ar', 'bd3lm', *uniform_train.FAMILIES, *e2d2.FAMILIES], default='mdlm')
     ap.add_argument('--preset', choices=sorted(PRESETS), default='tiny')
     ap.add_argument('--data', default=None, help='folder with train.bin, val.bin, tokenizer.json')
     ap.add_argument('--out', required=True)
