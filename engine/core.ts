@@ -3,10 +3,11 @@
 import * as ort from 'onnxruntime-node';
 import type { EngineOptions } from './api.js';
 import { openDeviceSession } from './device-session.js';
-import { MdlmSequence, type MaskedModel } from './families/mdlm.js';
+import { EngineRequestError } from './errors.js';
+import { familyOf } from './families/registry.js';
 import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
-import { isMaskedSampler } from './samplers/masked.js';
+import type { BatchTensor } from './row-tensor.js';
 import { Scheduler, type Runner } from './scheduler.js';
 import type { Sequence } from './sequence.js';
 
@@ -17,14 +18,7 @@ export interface CoreEvents {
   done(msg: DoneMsg): void;
 }
 
-/** A request the engine refuses before it starts (bad settings, full queue). */
-export class EngineRequestError extends Error {
-  constructor(readonly code: string, message: string, readonly param?: string) {
-    super(message);
-  }
-}
-
-const SERVABLE = new Set(['mdlm']);
+export { EngineRequestError };
 
 export function modelInfo(m: Manifest, device: string): ModelInfo {
   const d = m.defaults;
@@ -75,17 +69,24 @@ export class EngineCore {
     const V = m.vocab_size;
     const runner: Runner = {
       vocabSize: V,
-      run: async (role, tokens, mask, B, L) => {
+      run: async (role, feeds, outputs) => {
         const session = this.sessions.get(role);
         if (!session) throw new Error(`model ${m.name} has no '${role}' graph`);
-        const out = await session.run({
-          tokens: new ort.Tensor('int64', tokens, [B, L]),
-          attention_mask: new ort.Tensor('int64', mask, [B, L]),
-        });
-        const logits = out[m.graphs[role]!.outputs[0]!]!;
-        const data = logits.data as Float32Array;
-        logits.dispose?.();
-        return data;
+        const ortFeeds: Record<string, ort.Tensor> = {};
+        for (const name of session.inputNames) {
+          const f = feeds[name];
+          if (!f) throw new Error(`graph '${role}' of ${m.name} needs input '${name}', which this family does not feed`);
+          ortFeeds[name] = new ort.Tensor(f.type, f.data, f.dims);
+        }
+        const logitsName = m.graphs[role]!.outputs[0]!;
+        const out = await session.run(ortFeeds, [logitsName, ...outputs]);
+        const result: Record<string, BatchTensor> = {};
+        for (const [name, alias] of [[logitsName, 'logits'], ...outputs.map((o) => [o, o])] as [string, string][]) {
+          const t = out[name];
+          if (!t) throw new Error(`graph '${role}' of ${m.name} has no output '${name}'`);
+          result[alias] = { type: t.type === 'int64' ? 'int64' : 'float32', data: t.data as Float32Array, dims: [...t.dims] };
+        }
+        return result;
       },
     };
     this.scheduler = new Scheduler(runner, {
@@ -101,7 +102,7 @@ export class EngineCore {
   static async open(opts: EngineOptions, events: CoreEvents): Promise<EngineCore> {
     const dir = loadModelDir(opts.modelDir);
     const m = dir.manifest;
-    if (!SERVABLE.has(m.family)) {
+    if (!familyOf(m)) {
       throw new EngineRequestError('unsupported_model', `model ${m.name}: family '${m.family}' is not served by this engine yet`);
     }
     const sessions = new Map<string, ort.InferenceSession>();
@@ -111,39 +112,23 @@ export class EngineCore {
     return new EngineCore(dir, sessions, opts, events);
   }
 
-  private maskedModel(): MaskedModel {
-    const m = this.dir.manifest;
-    return {
-      vocabSize: m.vocab_size,
-      maxLength: m.max_length,
-      maskId: m.special_tokens.mask!,
-      eosId: m.special_tokens.eos,
-      eps: m.noise?.eps ?? 1e-3,
-      defaultWindow: Math.min(128, Math.max(1, Math.floor(m.max_length / 2))),
-    };
-  }
-
   /** Starts a sequence; throws EngineRequestError for settings the model cannot take. */
   generate(id: number, prompt: number[], params: GenerationParams): void {
     if (this.live.has(id)) throw new EngineRequestError('duplicate_id', `sequence ${id} is already running`);
     const m = this.dir.manifest;
-    if (!m.samplers.includes(params.sampler) || !isMaskedSampler(params.sampler)) {
+    if (!m.samplers.includes(params.sampler)) {
       throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (${m.samplers.join(', ')})`, 'sampler');
     }
     if (!(params.maxTokens >= 1)) throw new EngineRequestError('invalid_request', 'maxTokens must be at least 1', 'max_tokens');
     if (!(params.steps >= 1)) throw new EngineRequestError('invalid_request', 'steps must be at least 1', 'steps');
-    if (params.blockSize !== undefined && (params.blockSize < 1 || params.blockSize >= m.max_length)) {
-      throw new EngineRequestError('invalid_request', `block_size must be in [1, ${m.max_length - 1}]`, 'block_size');
-    }
-    const model = this.maskedModel();
-    const budget = m.max_length - Math.min(params.blockSize ?? model.defaultWindow, params.maxTokens);
-    if (prompt.length > budget) {
-      // Keep the end of the prompt: the window must fit beside it in the model's length.
-      prompt = prompt.slice(prompt.length - budget);
-    }
-    const seq = new MdlmSequence(id, prompt, params, model, {
-      commit: (tokens) => { this.scheduler.tokensTotal += tokens.length; this.events.commit(id, tokens); },
-      step: (step, offset, canvas) => this.events.step({ type: 'step', id, step, offset, canvas }),
+    const family = familyOf(m)!;
+    family.validate(params, m);
+    const seq = family.create(id, prompt, params, {
+      manifest: m,
+      sink: {
+        commit: (tokens) => { this.scheduler.tokensTotal += tokens.length; this.events.commit(id, tokens); },
+        step: (step, offset, canvas) => this.events.step({ type: 'step', id, step, offset, canvas }),
+      },
     });
     if (!this.scheduler.submit(seq)) throw new EngineRequestError('queue_full', 'the engine queue is full; retry later');
     this.live.set(id, seq);

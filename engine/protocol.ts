@@ -43,6 +43,8 @@ export interface RemaskingParams {
   /** loop schedule: the window of time [tOn, tOff] in which remasking runs. */
   tOn?: number;
   tOff?: number;
+  /** loop schedule: the alpha (share of decoded tokens) held while the loop remasks. */
+  alphaOn?: number;
 }
 
 export interface Usage {

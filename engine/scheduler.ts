@@ -3,12 +3,16 @@
 // mask out of attention, so a row's result does not depend on its batch), one run serves them
 // all, and each gets its own rows. Sequences join and leave between ticks.
 import type * as ort from 'onnxruntime-node';
+import { rowOf, stackRows, type BatchTensor, type RowTensor } from './row-tensor.js';
 import type { Sequence } from './sequence.js';
 import type { RowCall } from './sequence.js';
 
 export interface Runner {
-  /** Run a graph role on a padded batch; returns logits [B, L, V] (row-major). */
-  run(role: string, tokens: BigInt64Array, mask: BigInt64Array, B: number, L: number): Promise<Float32Array>;
+  /**
+   * Run a graph role on a padded batch. feeds always holds tokens and attention_mask [B, L];
+   * the result holds logits [B, L, V] and every name in `outputs`.
+   */
+  run(role: string, feeds: Record<string, BatchTensor>, outputs: readonly string[]): Promise<Record<string, BatchTensor>>;
   readonly vocabSize: number;
 }
 
@@ -101,53 +105,74 @@ export class Scheduler {
           n = seq.next();
         }
         if (n.kind === 'call') {
-          const group = calls.get(n.call.role) ?? [];
+          const key = `${n.call.role}\u0000${n.call.batchKey ?? ''}`;
+          const group = calls.get(key) ?? [];
           group.push({ seq, call: n.call });
-          calls.set(n.call.role, group);
+          calls.set(key, group);
         }
       } catch (err) {
         seq.stop('error');
         this.hooks.failed(seq, err);
       }
     }
-    for (const [role, group] of calls) await this.runGroup(role, group);
+    for (const group of calls.values()) await this.runGroup(group[0]!.call.role, group);
     this.retire();
   }
 
   private async runGroup(role: string, group: { seq: Sequence; call: RowCall }[]): Promise<void> {
     const B = group.length;
-    const L = Math.max(...group.map((g) => g.call.tokens.length));
-    const tokens = new BigInt64Array(B * L);
-    const mask = new BigInt64Array(B * L);
-    group.forEach((g, b) => {
-      const t = g.call.tokens;
-      for (let i = 0; i < t.length; i++) {
-        tokens[b * L + i] = BigInt(t[i]!);
-        mask[b * L + i] = 1n;
-      }
-    });
-    const t0 = performance.now();
-    let logits: Float32Array;
+    let feeds: Record<string, BatchTensor>;
+    const outputs = [...new Set(group.flatMap((g) => g.call.outputs ?? []))];
     try {
-      logits = await this.runner.run(role, tokens, mask, B, L);
+      feeds = batchFeeds(group.map((g) => g.call));
+    } catch (err) {
+      for (const g of group) { g.seq.stop('error'); this.hooks.failed(g.seq, err); }
+      return;
+    }
+    const L = feeds.tokens!.dims[1]!;
+    const t0 = performance.now();
+    let result: Record<string, BatchTensor>;
+    try {
+      result = await this.runner.run(role, feeds, outputs);
     } catch (err) {
       for (const g of group) { g.seq.stop('error'); this.hooks.failed(g.seq, err); }
       return;
     }
     this.hooks.call({ seconds: (performance.now() - t0) / 1000, batch: B });
     const V = this.runner.vocabSize;
+    const logits = result.logits!.data as Float32Array;
     group.forEach((g, b) => {
       const start = (b * L + g.call.outputStart) * V;
       const rows = logits.slice(start, start + g.call.outputLength * V);
+      let extra: Record<string, RowTensor> | undefined;
+      if (g.call.outputs?.length) {
+        extra = {};
+        for (const name of g.call.outputs) extra[name] = rowOf(result[name]!, b);
+      }
       this.nfeTotal++;
       try {
-        g.seq.consume(rows);
+        g.seq.consume(rows, extra);
       } catch (err) {
         g.seq.stop('error');
         this.hooks.failed(g.seq, err);
       }
     });
   }
+}
+
+/** tokens and attention_mask [B, L] (right-padded), then each named row input stacked. */
+export function batchFeeds(calls: readonly RowCall[]): Record<string, BatchTensor> {
+  const feeds: Record<string, BatchTensor> = {
+    tokens: stackRows(calls.map((c) => ({ type: 'int64', data: BigInt64Array.from(Array.from(c.tokens, BigInt)), dims: [c.tokens.length] }))),
+    attention_mask: stackRows(calls.map((c) => ({ type: 'int64', data: new BigInt64Array(c.tokens.length).fill(1n), dims: [c.tokens.length] }))),
+  };
+  const names = new Set(calls.flatMap((c) => Object.keys(c.inputs ?? {})));
+  for (const name of names) {
+    const rows = calls.map((c) => c.inputs?.[name]);
+    if (rows.some((r) => r === undefined)) throw new Error(`input '${name}' is given by some rows of a batch and not others`);
+    feeds[name] = stackRows(rows as RowTensor[]);
+  }
+  return feeds;
 }
 
 export type { ort };

@@ -2,6 +2,7 @@
 // row of the result. The scheduler batches the calls of many sequences (same graph role) into
 // one run; a sequence never owns batch tensors, only its own row's inputs and outputs.
 import type { FinishReason, Usage } from './protocol.js';
+import type { RowTensor } from './row-tensor.js';
 
 /** One row of a network call. */
 export interface RowCall {
@@ -12,6 +13,15 @@ export interface RowCall {
   /** The rows' logits the sequence needs: positions [outputStart, outputStart + outputLength). */
   outputStart: number;
   outputLength: number;
+  /**
+   * Graph inputs besides tokens and attention_mask (sigma, latent_in, past_*), this row's part
+   * only; the scheduler pads them to the batch. Names follow the manifest's graph inputs.
+   */
+  inputs?: Record<string, RowTensor>;
+  /** Graph outputs besides the logits that the row wants back (latent_out, present_*). */
+  outputs?: readonly string[];
+  /** Rows batch together only when role and key match (e.g. a cache length that must agree). */
+  batchKey?: string;
 }
 
 /** Where a sequence's results go (the engine process forwards them to the server). */
@@ -25,8 +35,11 @@ export type Next = { kind: 'call'; call: RowCall } | { kind: 'local' } | { kind:
 export interface Sequence {
   readonly id: number;
   next(): Next;
-  /** Logits for the requested rows, [outputLength, V]. */
-  consume(logits: Float32Array): void;
+  /**
+   * Logits for the requested rows, [outputLength, V], and the extra outputs the call asked
+   * for: this row's slice of each, padded as the batch was (the row knows its own length).
+   */
+  consume(logits: Float32Array, extra?: Record<string, RowTensor>): void;
   /** Advance one step without a network call (next() said 'local'). */
   advance(): void;
   /** Stop now (cancel); the sequence reports done with this reason. */

@@ -4,6 +4,7 @@
 //
 //   node dist/loadtest/device-table.js --gpu "NVIDIA H100 80GB HBM3" OUT/probe-*.json
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 
 interface Batch {
@@ -44,7 +45,7 @@ export function deviceTable(reports: Report[], gpu: string): string {
       const flops = best ? `${best.tflops!.toFixed(2)}${best.peakShare === undefined ? '' : ` (${(100 * best.peakShare).toFixed(1)}%)`}` : '-';
       const copies = g.batches.filter((b) => b.transferShare !== undefined);
       const copy = copies.length ? copies.map((b) => `${(100 * b.transferShare!).toFixed(0)}%`).join(' / ') : '-';
-      rows.push([r.device === 'cpu' ? '(cpu)' : gpu, r.model, g.role, r.device, ...cells, flops, copy]);
+      rows.push([r.device === 'cpu' ? '(cpu)' : gpu, basename(r.model), g.role, r.device, ...cells, flops, copy]);
     }
   }
   return rows.map((cells) => `| ${cells.join(' | ')} |`).join('\n') + '\n';

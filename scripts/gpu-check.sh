@@ -10,13 +10,14 @@
 #   5. if the server is in the tree (dist/server/main.js), starts it with --device cuda and asks
 #      /health and one completion.
 #
-# usage: scripts/gpu-check.sh [--base base.tar.xz] [--provider PATH | --provider-parts 'GLOB']
+# usage: scripts/gpu-check.sh [--bundle 'GLOB' | --base base.tar.xz --provider PATH]
 #          [--model DIR]... [--batches 1,8,32,64] [--runs 10] [--no-webgpu] [--out DIR]
+#   --bundle          the parts scripts/pack-device-carry.sh split its bundle into (a glob,
+#                     joined in sorted order): base and provider in one
 #   --provider        the npm tarball (.tgz), a pruned .tar.xz from pack-device-carry.sh, or an
 #                     unpacked provider folder; without it, an installed provider is used, or
 #                     the provider is downloaded from npm (needs a network)
 #   --no-webgpu       skip WebGPU (e.g. in a second call that already ran it)
-#   --provider-parts  a glob of the split npm tarball's parts (joined in sorted order)
 #   --model           model directory or .onnx file (default: every models/zoo/*/model.json, else
 #                     a tiny test graph built with python3 + onnx)
 #   --base-only       unpack the base and run steps 1-2 (and webgpu), stop before the provider
@@ -27,13 +28,13 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-base=""; provider=""; parts=""; models=(); batches="1,8,32,64"; runs=10; webgpu=1; base_only=0
+base=""; provider=""; bundle=""; models=(); batches="1,8,32,64"; runs=10; webgpu=1; base_only=0
 out="${OUT:-${ROOT}/.work/gpu-check/out}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --base) base="$2"; shift ;;
     --provider) provider="$2"; shift ;;
-    --provider-parts) parts="$2"; shift ;;
+    --bundle) bundle="$2"; shift ;;
     --model) models+=("$2"); shift ;;
     --batches) batches="$2"; shift ;;
     --runs) runs="$2"; shift ;;
@@ -48,7 +49,7 @@ done
 # server.log go there; scratch (unpacked provider, graphs, per-run reports) stays in .work/.
 # Reports of an earlier call (a --base-only one) stay, so the last call's table has them all.
 work="${ROOT}/.work/gpu-check"
-[[ -n "$base" ]] && rm -rf "${work:?}/probes"
+[[ -n "$base$bundle" ]] && rm -rf "${work:?}/probes"
 mkdir -p "$out" "${work}/probes"
 exec > >(tee -a "${out}/log.txt") 2>&1
 failures=0
@@ -81,6 +82,23 @@ case "$gpu" in
   *A100*) peaks=(--peak-tf32 156 --peak-fp16 312) ;;
 esac
 [[ ${#peaks[@]} -gt 0 ]] && echo "peaks for the FLOP/s share: ${peaks[*]}"
+
+if [[ -n "$bundle" ]]; then
+  step "joining the bundle from ${bundle}"
+  # shellcheck disable=SC2086 # the glob is meant to expand here
+  # Ordered by the part's own name (bundle.part00, 01, ...), not by folder (p10 sorts before p2).
+  parts_found=$(ls -1 $bundle 2>/dev/null | awk -F/ '{ print $NF "\t" $0 }' | sort | cut -f2)
+  [[ -n "$parts_found" ]] || { echo "gpu-check: no parts match ${bundle}" >&2; exit 1; }
+  echo "$parts_found"
+  rm -rf "${work}/bundle" && mkdir -p "${work}/bundle"
+  # shellcheck disable=SC2086
+  if ! cat $parts_found | tar -xf - -C "${work}/bundle"; then
+    echo "gpu-check: the bundle is incomplete or damaged: were all parts carried, in calls to the same (still warm) machine?" >&2
+    exit 1
+  fi
+  base="${work}/bundle/base.tar.xz"
+  provider="$(ls "${work}"/bundle/provider-*.tar.xz | head -n1)"
+fi
 
 unpacked="${ROOT}/.devcarry/unpacked"
 if [[ -n "$base" ]]; then
@@ -159,7 +177,7 @@ if [[ $webgpu == 1 ]]; then
   if has_vulkan; then
     for m in "${models[@]}"; do
       step "webgpu: ${m}"
-      if probe webgpu "$m"; then record "webgpu ${m}" ok; else record "webgpu ${m}" "FAIL (exit $?)"; fi
+      if probe webgpu "$m"; then record "webgpu ${m}" ok; else rc=$?; record "webgpu ${m}" "FAIL (exit ${rc})"; fi
     done
   else
     record webgpu "NOT RUN (no Vulkan loader; carry the base with its libvulkan1 package)"
@@ -168,11 +186,6 @@ fi
 
 # --- 3. the provider ------------------------------------------------------------------------
 if [[ $base_only == 0 ]]; then
-  if [[ -n "$parts" ]]; then
-    step "joining the provider tarball from ${parts}"
-    # shellcheck disable=SC2086 # the glob is meant to expand here
-    cat $(ls -1 $parts | sort) >"${work}/provider.tgz" && provider="${work}/provider.tgz"
-  fi
   if [[ -n "$provider" && "$provider" == *.tar.xz ]]; then
     step "unpacking ${provider}"
     rm -rf "${work}/provider" && mkdir -p "${work}/provider"
@@ -199,7 +212,7 @@ if [[ $base_only == 0 ]]; then
   for m in "${models[@]}"; do
     for device in cpu cuda; do
       step "${device}: ${m}"
-      if probe "$device" "$m"; then record "${device} ${m}" ok; else record "${device} ${m}" "FAIL (exit $?)"; fi
+      if probe "$device" "$m"; then record "${device} ${m}" ok; else rc=$?; record "${device} ${m}" "FAIL (exit ${rc})"; fi
     done
   done
 
@@ -210,13 +223,14 @@ if [[ $base_only == 0 ]]; then
     [[ -d "$m" ]] && graphs=("$m"/*.onnx)
     for g in "${graphs[@]}"; do
       [[ -f "$g" ]] || continue
-      red="${work}/reduced-$(basename "$m" .onnx)-$(basename "$g")"
+      g_name="${g##*/}"
+      red="${work}/$(basename "$m" .onnx).${g_name%.onnx}.reduced.onnx"
       mask="$(${PYTHON:-python3} -c 'import json,sys; print(json.load(open(sys.argv[1]))["special_tokens"].get("mask") or "")' "$m/model.json" 2>/dev/null || true)"
       if ${PYTHON:-python3} scripts/add-logit-reductions.py "$g" "$red" ${mask:+--exclude-id "$mask"} >/dev/null 2>&1; then
         for device in cpu cuda; do
           step "${device}, logits reduced in the graph: ${g}"
-          if probe "$device" "$red" --outputs logits_argmax,logits_max_logprob; then record "${device} reduced $(basename "$red")" ok
-          else record "${device} reduced $(basename "$red")" "FAIL (exit $?)"; fi
+          if probe "$device" "$red" --outputs logits_argmax,logits_max_logprob; then record "${device} ${red##*/}" ok
+          else rc=$?; record "${device} ${red##*/}" "FAIL (exit ${rc})"; fi
         done
       fi
     done

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine: the Node packages
-# (from package-lock.json) and the Python toolchain of models/.
+# (from package-lock.json), the Python toolchain of models/ and Chromium for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash models/setup.sh
+bash scripts/setup-browser.sh
 # npm ci rejects this lock file (npm 11 wants lock entries for optional native addons of other
 # platforms, msgpackr-extract-darwin-*); npm install honours the same lock and installs the same tree.
 npm install --no-audit --no-fund

@@ -11,6 +11,7 @@ import { ApiError } from './errors.js';
 import { sendError, sendJson, sendText, track } from './http-io.js';
 import { Metrics } from './metrics.js';
 import { serveOpenAI } from './openai.js';
+import { mountChatPage } from './static.js';
 import { attachWebSocket } from './ws.js';
 
 export interface ServerOptions {
@@ -23,6 +24,8 @@ export interface ServerOptions {
   port: number;
   apiKeys?: string[];
   limits?: Partial<Limits>;
+  /** Serve the browser chat page at / (default true). */
+  chat?: boolean;
 }
 
 export interface RunningServer {
@@ -89,6 +92,8 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
   app.post('/v1/completions', route(true, (res, state) => serveOpenAI(ctx, 'completions', res, state)));
   app.post('/v1/chat/completions', route(true, (res, state) => serveOpenAI(ctx, 'chat', res, state)));
   const closeSockets = attachWebSocket(app, ctx, (req) => keys.check(keys.fromRequest(req, true)));
+  // The page is public (it holds no data); what it calls checks the API key as for any client.
+  mountChatPage(app, { enabled: opts.chat ?? true });
   app.any('/*', route(false, (res, state, req) => {
     const url = req.getUrl();
     const known = ['/health', '/metrics', '/v1/models', '/v1/completions', '/v1/chat/completions'].includes(url);

@@ -23,6 +23,8 @@ export interface Config {
   logLevel: string;
   maxBatch: number | undefined;
   maxQueue: number | undefined;
+  /** Serve the browser chat page at /. */
+  chat: boolean;
 }
 
 export const USAGE = `Usage: npm start -- [options]
@@ -35,6 +37,7 @@ export const USAGE = `Usage: npm start -- [options]
   --api-key KEY      require this bearer key; repeat for several (DLM_API_KEYS, comma-separated)
   --max-batch N      sequences decoded together at most (DLM_MAX_BATCH)
   --max-queue N      sequences waiting at most (DLM_MAX_QUEUE)
+  --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
   --log-level L      pino level (LOG_LEVEL, default info)
   -h, --help         this text
 `;
@@ -61,6 +64,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
       'max-batch': { type: 'string' },
       'max-queue': { type: 'string' },
       'log-level': { type: 'string' },
+      'no-chat': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -81,5 +85,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
     maxBatch: intOf('--max-batch', values['max-batch'] ?? env.DLM_MAX_BATCH, 1),
     maxQueue: intOf('--max-queue', values['max-queue'] ?? env.DLM_MAX_QUEUE, 1),
+    chat: !(values['no-chat'] ?? ['0', 'false', 'off', 'no'].includes((env.DLM_CHAT ?? '').toLowerCase())),
   };
 }

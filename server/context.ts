@@ -87,7 +87,7 @@ export interface UsageBody {
  * Usage of a request: the prompt counts once per prompt, however many choices share it (as
  * OpenAI counts n); completion tokens and network calls add up over every sequence.
  */
-export function usageBody(prompts: number[][], usages: Usage[], n: number): UsageBody {
+export function usageBody(prompts: number[][], usages: readonly (Usage | null)[], n: number): UsageBody {
   let completion = 0;
   let nfe = 0;
   let cached = 0;

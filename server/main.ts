@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     apiKeys: config.apiKeys,
+    chat: config.chat,
   });
   log.info(
     { port: server.port, model: engine.model.name, family: engine.model.family, device: config.device, auth: config.apiKeys.length > 0 },

@@ -3,7 +3,7 @@
 // 400 raised) before the first one starts, so a bad request costs the engine nothing.
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
-import type { FinishReason, Usage } from '../engine/protocol.js';
+import type { ErrorMsg, FinishReason, Usage } from '../engine/protocol.js';
 import { chatPrompt, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
 import { ApiError, fromZod } from './errors.js';
 import { Generation } from './generation.js';
@@ -14,17 +14,32 @@ import { SseStream } from './sse.js';
 
 type Api = 'completions' | 'chat';
 
+/** Status recorded for a request whose client left before the answer (nginx's convention). */
+const CLIENT_GONE = 499;
+
 interface Choice {
   text: string;
   finish: FinishReason | null;
   usage: Usage | null;
+  error?: ErrorMsg;
+}
+
+/**
+ * A sequence the engine failed, as the error a client sees: settings the engine refused are the
+ * client's (400); a full queue or a crash is worth a retry (503); anything else is ours (500).
+ */
+function engineFailure(error: ErrorMsg | undefined): ApiError {
+  const code = error?.code ?? 'engine_error';
+  const message = error?.message ?? 'generation failed in the engine';
+  if (code === 'invalid_request') return ApiError.badRequest(message, null, 'invalid_value');
+  return new ApiError(code === 'engine_crashed' || code === 'queue_full' ? 503 : 500, message, 'server_error', null, code);
 }
 
 export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
   const started = performance.now();
   let status = 200;
   try {
-    await generate(ctx, api, res, state);
+    status = await generate(ctx, api, res, state);
   } catch (err) {
     const e = err instanceof ApiError ? err : null;
     if (e === null && state.aborted) return; // the client left while we read its body
@@ -40,7 +55,8 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
   }
 }
 
-async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
+/** Serves one request; resolves to the status it was answered with, once it is answered. */
+async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<number> {
   const raw = await readBody(res, state, ctx.limits.maxBodyBytes);
   let json: unknown;
   try {
@@ -76,7 +92,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
     throw ApiError.badRequest(`prompts x n = ${prompts.length * n} sequences; at most ${ctx.limits.maxSequencesPerRequest} per request`, 'n', 'invalid_value');
   }
   const specs = planSequences(ctx, prompts, r, n, r.seed ?? randomSeed());
-  if (state.aborted) return;
+  if (state.aborted) return CLIENT_GONE;
 
   const id = (api === 'chat' ? 'chatcmpl-' : 'cmpl-') + randomUUID().replace(/-/g, '');
   const created = Math.floor(Date.now() / 1000);
@@ -96,19 +112,21 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
     return { id, object, created, model, system_fingerprint: null, choices: [c], ...(includeUsage ? { usage: null } : {}) };
   };
 
-  return new Promise<void>((resolve) => {
+  return new Promise<number>((resolve) => {
     const finishAll = (): void => {
-      const usage = usageBody(prompts, choices.map((c) => c.usage).filter((u): u is Usage => u !== null), n);
+      // Nothing has answered the request yet, so an aborted state means the client left.
+      const gone = state.aborted;
+      const usage = usageBody(prompts, choices.map((c) => c.usage), n);
       const failed = choices.find((c) => c.finish === 'error');
       if (sse !== null) {
         if (failed) {
-          sse.send({ error: { message: 'generation failed in the engine', type: 'server_error', param: null, code: 'engine_error' } });
+          sse.send(engineFailure(failed.error).body());
         } else if (includeUsage) {
           sse.send({ id, object, created, model, system_fingerprint: null, choices: [], usage });
         }
         sse.end();
       } else if (failed) {
-        sendError(res, state, new ApiError(500, 'generation failed in the engine', 'server_error', null, 'engine_error'));
+        sendError(res, state, engineFailure(failed.error));
       } else {
         sendJson(res, state, 200, {
           id,
@@ -124,7 +142,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           usage,
         });
       }
-      resolve();
+      resolve(gone ? CLIENT_GONE : failed ? engineFailure(failed.error).status : 200);
     };
 
     specs.forEach((spec, index) => {
@@ -136,6 +154,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
         },
         done: (reason, usage, error) => {
           if (error) ctx.log.error({ error }, 'sequence failed');
+          if (error) choices[index]!.error = error;
           choices[index]!.finish = reason === 'cancelled' ? 'stop' : reason;
           choices[index]!.usage = usage;
           if (sse !== null && reason !== 'error') sse.send(chunk(index, '', choices[index]!.finish));
@@ -158,9 +177,9 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           ? new ApiError(503, 'the server is at capacity; retry shortly', 'server_error', null, 'queue_full')
           : new ApiError(500, `could not start generation: ${(err as Error).message}`, 'server_error', null, 'engine_error');
       sendError(res, state, apiErr);
+      resolve(apiErr.status);
       // Sequences that did start still finish (cancelled) and call finishAll, which now finds the
       // response already sent.
-      resolve();
       return;
     }
 

@@ -6,14 +6,14 @@ import type { StepMsg } from '../engine/protocol.js';
 
 export type OutFrame =
   | { type: 'delta'; id: string; text: string; tokens: number[] }
-  | ({ type: 'step' } & Omit<StepMsg, 'type' | 'id'> & { id: string })
+  | ({ type: 'step' } & Omit<StepMsg, 'type' | 'id'> & { id: string; canvas_text?: (string | null)[] })
   | { type: 'done'; id: string; finish_reason: string; usage: unknown }
   | { type: 'error'; id: string | null; code: string; message: string; param: string | null };
 
 /** An upper estimate of a frame's encoded size (JSON of UTF-16 text, ids up to 9 bytes). */
 export function frameBytes(f: OutFrame): number {
   if (f.type === 'delta') return f.text.length * 3 + f.tokens.length * 9 + 64;
-  if (f.type === 'step') return f.canvas.length * 9 + 64;
+  if (f.type === 'step') return f.canvas.length * 9 + (f.canvas_text?.reduce((n, t) => n + (t === null ? 4 : t.length * 3 + 3), 0) ?? 0) + 64;
   if (f.type === 'error') return f.message.length * 3 + 128;
   return 256;
 }

@@ -15,6 +15,7 @@ import { ApiError, fromZod } from './errors.js';
 import { Generation } from './generation.js';
 import { contentText } from './openai-schemas.js';
 import { randomSeed } from './settings.js';
+import { tokenTextsFor } from './token-texts.js';
 import { type OutFrame, OutboundQueue } from './ws-queue.js';
 import { CancelSchema, GenerateSchema } from './ws-schemas.js';
 
@@ -136,9 +137,17 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     const settings = m.settings ?? {};
     const [spec] = planSequences(ctx, [prompt], settings, 1, settings.seed ?? randomSeed(), 'settings.');
     if (d.closed) return;
+    // Step frames carry the canvas as text too (canvas_text), for clients without a tokenizer.
+    const texts = settings.stream_steps ? tokenTextsFor(ctx.tokenizer, ctx.model.vocabSize, ctx.model.maskId) : null;
     gen = new Generation(ctx.engine, ctx.tokenizer, spec!, {
       delta: (text, tokens) => send(ws, ctx, { type: 'delta', id: m.id, text, tokens }),
-      step: (s) => send(ws, ctx, { type: 'step', id: m.id, step: s.step, offset: s.offset, canvas: s.canvas }),
+      step: async (s) => {
+        if (texts !== null && !texts.isReady) await texts.ready();
+        send(ws, ctx, {
+          type: 'step', id: m.id, step: s.step, offset: s.offset, canvas: s.canvas,
+          ...(texts !== null ? { canvas_text: texts.canvasText(s.canvas) } : {}),
+        });
+      },
       done: (reason, usage, error) => {
         d.gens.delete(m.id);
         const seconds = (performance.now() - started) / 1000;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +17,12 @@ const PROVIDER = 'com.github.asus4.onnxruntime.linux-x64-gpu';
 const LIBS = ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libcurand.so.10', 'libcuda.so.1'];
 const linuxX64 = process.platform === 'linux' && process.arch === 'x64';
 
+const scratchDirs: string[] = [];
+process.once('exit', () => scratchDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 function scratch(): string {
-  return mkdtempSync(join(tmpdir(), 'dlm-install-cuda-'));
+  const d = mkdtempSync(join(tmpdir(), 'dlm-install-cuda-'));
+  scratchDirs.push(d);
+  return d;
 }
 
 /** An onnxruntime-node package folder; by default its library is the real 1.29.0 one. */

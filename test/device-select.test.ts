@@ -4,14 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { DeviceUnavailableError, diagnoseDevice, missingLibraryIn } from '../engine/device-check.js';
 import { executionProvidersFor, openDeviceSession } from '../engine/device-session.js';
-import { buildDeviceGraph, DEVICE_GRAPH_VOCAB } from './fixtures/device-graph.js';
+import { buildDeviceGraph, DEVICE_GRAPH_VOCAB, scratchDir } from './fixtures/device-graph.js';
 
 const PROBE = fileURLToPath(new URL('../loadtest/device-probe.js', import.meta.url));
 const gpuPresent = existsSync('/dev/nvidiactl');
@@ -40,13 +39,13 @@ test('the dlopen message names the missing library', () => {
 });
 
 test('cuda without the provider files: the diagnosis names the installer', { skip: process.platform !== 'linux' && 'linux only' }, () => {
-  const d = diagnoseDevice('cuda', { ortBinaryDir: mkdtempSync(join(tmpdir(), 'dlm-noprov-')) });
+  const d = diagnoseDevice('cuda', { ortBinaryDir: scratchDir() });
   assert.equal(d.ok, false);
   assert.match(d.problems[0]!, /CUDA provider is not installed \(libonnxruntime_providers_shared\.so, libonnxruntime_providers_cuda\.so missing in .*\); run: bash scripts\/install-cuda\.sh/);
 });
 
 test('webgpu without a Vulkan loader or driver: the diagnosis says which', { skip: process.platform !== 'linux' && 'linux only' }, () => {
-  const d = diagnoseDevice('webgpu', { vulkanLibrary: 'libvulkan-absent.so.9', vulkanIcdDirs: [mkdtempSync(join(tmpdir(), 'dlm-noicd-'))] });
+  const d = diagnoseDevice('webgpu', { vulkanLibrary: 'libvulkan-absent.so.9', vulkanIcdDirs: [scratchDir()] });
   const saved = { a: process.env.VK_DRIVER_FILES, b: process.env.VK_ICD_FILENAMES };
   assert.equal(d.ok, false);
   assert.equal(d.problems.length, saved.a || saved.b ? 1 : 2);
@@ -94,7 +93,7 @@ test('webgpu either computes what the CPU does or fails with its own error', asy
 });
 
 test('a broken graph is reported as a graph error, not as a device problem', async () => {
-  const bad = join(mkdtempSync(join(tmpdir(), 'dlm-bad-')), 'missing.onnx');
+  const bad = join(scratchDir(), 'missing.onnx');
   await assert.rejects(openDeviceSession(bad, 'cpu'), (err: unknown) => !(err instanceof DeviceUnavailableError));
 });
 
@@ -119,7 +118,7 @@ test('device-probe on the cpu runs the graph at each batch size', () => {
 });
 
 test('device-probe on a model directory: every graph, FLOP/s from n_params and its share of a given peak', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dlm-probe-model-'));
+  const dir = scratchDir();
   copyFileSync(graph, join(dir, 'denoiser.onnx'));
   writeFileSync(join(dir, 'tokenizer.json'), '{}'); // the probe never tokenizes; the manifest requires the file
   const nParams = 5000;

@@ -161,3 +161,28 @@ test('20 concurrent generations all finish, and nothing stays live', async () =>
   }
   await waitIdle(s.base);
 });
+
+test('streaming with n = 2: each choice gets its role chunk, its text and one finish', async () => {
+  const stream = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'Hi' }],
+    max_tokens: 8,
+    n: 2,
+    seed: 20,
+    stream: true,
+    ...({ ignore_eos: true, steps: 4 } as object),
+  });
+  const text = ['', ''];
+  const roles = [0, 0];
+  const finishes = [0, 0];
+  for await (const c of stream) {
+    const ch = c.choices[0]!;
+    if (ch.delta.role) roles[ch.index]!++;
+    text[ch.index] += ch.delta.content ?? '';
+    if (ch.finish_reason) finishes[ch.index]!++;
+  }
+  assert.deepEqual(roles, [1, 1]);
+  assert.deepEqual(finishes, [1, 1]);
+  const second = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8, seed: 21, ...({ ignore_eos: true, steps: 4 } as object) });
+  assert.equal(text[1], second.choices[0]!.message.content);
+});

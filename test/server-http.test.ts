@@ -123,6 +123,12 @@ test('a client that drops an SSE stream mid-generation frees its sequences', asy
     req.end(body);
   });
   await waitIdle(s.base);
+  let left = 0;
+  for (let i = 0; i < 40 && left === 0; i++) {
+    left = (await scrape(s.base)).get('dlm_requests_total{api="completions",status="499"}') ?? 0;
+    if (left === 0) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(left, 1, 'recorded as a client that left (499)');
 });
 
 test('API keys: 401 in the OpenAI shape without one, served with one, /health and /metrics open, WS upgrade refused', async () => {

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .dit import DiT, DiTConfig, causal_bias, count_params
 from .mdlm import ar_loss, mdlm_loss
+from . import uniform_train
 
 PRESETS = {
     # name: (d_model, n_layers, n_heads, cond_dim, seq_len, batch)
@@ -49,6 +50,8 @@ class CausalLM(torch.nn.Module):
 
 
 def build(family: str, cfg: DiTConfig):
+    if family in uniform_train.FAMILIES:
+        return uniform_train.build(family, cfg)
     if family == 'ar':
         return CausalLM(cfg)
     return DiT(cfg)
@@ -81,6 +84,8 @@ def lr_at(step, total, peak, warmup, floor=0.1):
 
 
 def compute_loss(a, model, x0, gen, mask_id):
+    if a.family in uniform_train.FAMILIES:
+        return uniform_train.loss(a, model, x0, gen, mask_id)
     if a.family == 'ar':
         return ar_loss(model, x0)
     return mdlm_loss(model, x0, mask_id, gen, eps=a.eps, t_min=a.t_min, t_max=a.t_max,
@@ -99,7 +104,9 @@ def validate(a, model, val: TokenStream, mask_id, device):
     for _ in range(repeats):
         for i in range(0, len(w), a.batch):
             x0 = w[i:i + a.batch].to(device)
-            if a.family == 'ar':
+            if a.family in uniform_train.FAMILIES:
+                nelbo = uniform_train.val_nelbo(a, model, x0, gen, mask_id)
+            elif a.family == 'ar':
                 _, nelbo = ar_loss(model, x0)
             else:
                 _, nelbo = mdlm_loss(model, x0, mask_id, gen, eps=a.eps)
@@ -111,7 +118,7 @@ def validate(a, model, val: TokenStream, mask_id, device):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--family', choices=['mdlm', 'ar'], default='mdlm')
+    ap.add_argument('--family', choices=['mdlm', 'ar', *uniform_train.FAMILIES], default='mdlm')
     ap.add_argument('--preset', choices=sorted(PRESETS), default='tiny')
     ap.add_argument('--data', default=None, help='folder with train.bin, val.bin, tokenizer.json')
     ap.add_argument('--out', required=True)
@@ -128,6 +135,7 @@ def main(argv=None):
     ap.add_argument('--t-max', type=float, default=1.0)
     ap.add_argument('--loss-weighting', choices=['elbo', 'unweighted'], default='elbo')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--curriculum-steps', type=int, default=0, help="duo: Gaussian curriculum for the first N steps")
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--eval-every', type=int, default=500)
     ap.add_argument('--val-windows', type=int, default=512, help='validation windows (x4 noise draws)')
@@ -220,7 +228,7 @@ def main(argv=None):
         'steps': step, 'tokens': tokens_seen, 'wall_seconds': round(wall, 1),
         'device': torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu',
         'batch': a.batch, 'seq_len': a.seq_len, 'lr': lr, 'loss_weighting': a.loss_weighting,
-        't_clip': [a.t_min, a.t_max], 'seed': a.seed,
+        't_clip': [a.t_min, a.t_max], 'seed': a.seed, 'curriculum_steps': a.curriculum_steps,
         ('val_nll' if a.family == 'ar' else 'val_nelbo'): round(v, 4),
         'val_ppl' + ('' if a.family == 'ar' else '_bound'): round(math.exp(min(v, 50)), 2),
         'train_tokens_in_corpus': int(len(train.ids)), 'history': history,

@@ -1,0 +1,32 @@
+// Which family builds a model's sequences. Each family checks the request's settings against
+// the manifest (throwing EngineRequestError naming the field) and builds the Sequence the
+// scheduler drives; EngineCore knows nothing family-specific. A new family is one file here
+// plus one line in FAMILIES below.
+import type { Manifest } from '../manifest.js';
+import type { GenerationParams } from '../protocol.js';
+import type { Sequence, SequenceSink } from '../sequence.js';
+import { mdlmFamily } from './mdlm-family.js';
+
+export interface FamilyContext {
+  manifest: Manifest;
+  /** Counts tokens as they commit (the engine's totals), then forwards to the server. */
+  sink: SequenceSink;
+}
+
+export interface Family {
+  /** Throws EngineRequestError for settings this model cannot take. */
+  validate(params: GenerationParams, manifest: Manifest): void;
+  create(id: number, prompt: number[], params: GenerationParams, ctx: FamilyContext): Sequence;
+}
+
+const FAMILIES: Record<string, Family> = {
+  mdlm: mdlmFamily,
+};
+
+export function familyOf(manifest: Manifest): Family | null {
+  return FAMILIES[manifest.family] ?? null;
+}
+
+export function servedFamilies(): string[] {
+  return Object.keys(FAMILIES);
+}

@@ -1,0 +1,90 @@
+"""Parity cases for the Duo and LDDM graphs (test/duo-parity.test.ts reads them).
+
+  python -m dlm.parity_uniform --out DIR
+
+Builds small random Duo and LDDM-M models (every zero-initialised weight made random, the
+latent LayerNorm included, so every path carries signal), exports them with
+dlm.export_uniform, and writes inputs and PyTorch outputs as raw little-endian files plus
+cases.json. Cases cover several batch sizes and lengths and a padded batch whose padded row
+must equal that row run alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+
+from .dit import DiTConfig
+from .export_uniform import export_graph, graph_of
+from .uniform_train import build
+
+
+def random_model(family: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    cfg = DiTConfig(vocab_size=61, d_model=32, n_layers=2, n_heads=4, cond_dim=16, max_length=64)
+    m = build(family, cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.3)
+    return m.eval()
+
+
+def cases(family: str, vocab: int, dim: int, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+
+    def third(b: int, L: int) -> torch.Tensor:
+        if family == 'duo':
+            return torch.rand(b, generator=g) * 7
+        return torch.randn(b, L, dim, generator=g) * 2
+
+    out = []
+    for b, L in [(1, 5), (3, 17), (2, 40)]:
+        out.append((torch.randint(0, vocab, (b, L), generator=g), torch.ones(b, L, dtype=torch.long), third(b, L)))
+    toks = torch.randint(0, vocab, (2, 9), generator=g)
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 4:] = 0
+    x = third(2, 9)
+    out.append((toks, mask, x))
+    out.append((toks[1:, :4].clone(), torch.ones(1, 4, dtype=torch.long), x[1:2].clone() if family == 'duo' else x[1:, :4].clone()))
+    return out
+
+
+def write(family: str, out_dir: str) -> dict:
+    model = random_model(family)
+    cfg = model.cfg if family == 'duo' else model.backbone.cfg
+    graph_path = os.path.join(out_dir, f'{family}.onnx')
+    inputs, outputs = export_graph(family, model, cfg, graph_path)
+    graph = graph_of(family, model)[0].eval()
+    entry = {'graph': os.path.abspath(graph_path), 'inputs': inputs, 'outputs': outputs, 'cases': []}
+    for i, args in enumerate(cases(family, cfg.vocab_size, cfg.d_model)):
+        with torch.no_grad():
+            res = graph(*args)
+        res = res if isinstance(res, tuple) else (res,)
+        name = f'{family}{i}'
+        shapes = {}
+        for n, t in list(zip(inputs, args)) + list(zip(outputs, res)):
+            arr = t.numpy()
+            arr = arr.astype('<i8' if arr.dtype == np.int64 else '<f4')
+            arr.tofile(os.path.join(out_dir, f'{name}.{n}.bin'))
+            shapes[n] = list(arr.shape)
+        entry['cases'].append({'name': name, 'shapes': shapes})
+    return entry
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--out', required=True)
+    a = ap.parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    index = {f: write(f, a.out) for f in ('duo', 'lddm')}
+    with open(os.path.join(a.out, 'cases.json'), 'w') as f:
+        json.dump(index, f)
+    print(json.dumps({'out': a.out}))
+
+
+if __name__ == '__main__':
+    main()
