@@ -12,6 +12,9 @@
 // redrawn from max(q_i - p_i, 0), normalised, and the round ends. Draft 0's p and q are the
 // same conditional, so it is always kept: a round of two calls yields at least two tokens, and
 // a last lone position takes one call. Hence network calls never exceed tokens.
+// In the verify row the positions after the drafts share the next rank, so they see the
+// context and every draft: when all drafts stand, their logits are the next round's draft
+// distributions and the round after needs no draft call (one call, at least one token).
 import type { Rng } from '../rng.js';
 import { distribution, sample, type Shaping } from './categorical.js';
 
@@ -32,6 +35,8 @@ export interface AssdOptions {
   rng: Rng;
   /** Id fed at positions not yet decoded (hidden from every query that matters). */
   placeholder: number;
+  /** An id never sampled (the [MASK] placeholder of a trained model), if any. */
+  banned?: number | null;
 }
 
 /** Tokens decoded by one consume(), in decoding order. */
@@ -82,18 +87,20 @@ export class AssdState {
   nextRow(): AsarmRow {
     if (this.finished) throw new Error('ASSD: nothing left to decode');
     const base = this.done + 1; // rank of the next position to decode
-    if (this.phase === 'draft') {
-      this.kk = Math.min(this.o.k, this.remaining);
-      for (let i = this.done; i < this.order.length; i++) this.ranks[this.order[i]!] = base;
-    } else {
+    let drafted = 0;
+    if (this.phase === 'verify') {
       for (let i = 0; i < this.kk; i++) {
         const pos = this.order[this.done + i]!;
         this.ranks[pos] = base + i;
         this.tokens[pos] = this.drafts[i]!;
       }
-      for (let i = this.done + this.kk; i < this.order.length; i++) this.ranks[this.order[i]!] = base + this.kk;
+      drafted = this.kk;
     }
-    const span = this.order.slice(this.done, this.done + this.kk);
+    // Undrafted positions share one rank after everything drafted: their query stream sees the
+    // context and the drafts only, so on a verify call they give the next round's draft for free.
+    for (let i = this.done + drafted; i < this.order.length; i++) this.ranks[this.order[i]!] = base + drafted;
+    const need = drafted + Math.min(this.o.k, this.remaining - drafted);
+    const span = this.order.slice(this.done, this.done + need);
     const lo = Math.min(...span);
     const hi = Math.max(...span);
     return { tokens: this.tokens.slice(), ranks: this.ranks.slice(), outputStart: lo, outputLength: hi - lo + 1 };
@@ -102,42 +109,54 @@ export class AssdState {
   /** Logits for the row from nextRow(); returns the positions it decoded (possibly none). */
   consume(logits: Float32Array, row: AsarmRow): Decoded {
     this.nfe++;
-    const { V, shaping, rng } = this.o;
-    const at = (pos: number) => (pos - row.outputStart) * V;
     const out: Decoded = { positions: [], tokens: [] };
     if (this.phase === 'draft') {
-      this.drafts = [];
-      this.p = [];
-      for (let i = 0; i < this.kk; i++) {
-        const p = distribution(logits, at(this.order[this.done + i]!), V, shaping, null);
-        this.p.push(p);
-        this.drafts.push(sample(p, rng.next()));
-      }
-      if (this.kk === 1) {
-        this.commit(1, out);
-        return out;
-      }
-      this.phase = 'verify';
+      this.draft(logits, row, out);
       return out;
     }
+    const { V, shaping, rng } = this.o;
+    const at = (pos: number) => (pos - row.outputStart) * V;
     // Verify: draft 0 is kept (its p and q are one conditional); then the min(1, q/p) test.
     let kept = 1;
     this.proposed += this.kk;
     for (let i = 1; i < this.kk; i++) {
-      const q = distribution(logits, at(this.order[this.done + i]!), V, shaping, null);
+      const q = distribution(logits, at(this.order[this.done + i]!), V, shaping, this.o.banned ?? null);
       const x = this.drafts[i]!;
       const p = this.p[i]!;
       if (rng.next() * p[x]! < q[x]!) { kept++; continue; }
       this.drafts[i] = sample(residual(q, p), rng.next());
-      this.commit(i + 1, out);
       this.accepted += kept;
+      this.commit(i + 1, out);
       this.phase = 'draft';
       return out;
     }
     this.accepted += kept;
     this.commit(this.kk, out);
     this.phase = 'draft';
+    // Every draft stood, so this row's later positions saw exactly the decoded context: they
+    // are the next round's draft distributions, and the next call can verify straight away.
+    if (!this.finished) this.draft(logits, row, out);
     return out;
+  }
+
+  /** Draws the next round's drafts from a row whose undrafted positions see only the decoded context. */
+  private draft(logits: Float32Array, row: AsarmRow, out: Decoded): void {
+    const { V, shaping, rng } = this.o;
+    this.kk = Math.min(this.o.k, this.remaining);
+    this.drafts = [];
+    this.p = [];
+    for (let i = 0; i < this.kk; i++) {
+      const p = distribution(logits, (this.order[this.done + i]! - row.outputStart) * V, V, shaping, this.o.banned ?? null);
+      this.p.push(p);
+      this.drafts.push(sample(p, rng.next()));
+    }
+    if (this.kk === 1) {
+      // A lone draft is the exact conditional: nothing to verify.
+      this.commit(1, out);
+      this.phase = 'draft';
+    } else {
+      this.phase = 'verify';
+    }
   }
 
   private commit(n: number, out: Decoded): void {
