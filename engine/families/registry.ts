@@ -5,6 +5,7 @@
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Sequence, SequenceSink } from '../sequence.js';
+import { asarmFamily } from './asarm-family.js';
 import { mdlmFamily } from './mdlm-family.js';
 
 export interface FamilyContext {
@@ -21,6 +22,7 @@ export interface Family {
 
 const FAMILIES: Record<string, Family> = {
   mdlm: mdlmFamily,
+  asarm: asarmFamily,
 };
 
 export function familyOf(manifest: Manifest): Family | null {

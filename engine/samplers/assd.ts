@@ -79,6 +79,11 @@ export class AssdState {
     return this.done >= this.order.length;
   }
 
+  /** Positions decoded so far: order[0..decodedCount) hold their final tokens. */
+  get decodedCount(): number {
+    return this.done;
+  }
+
   get remaining(): number {
     return this.order.length - this.done;
   }
