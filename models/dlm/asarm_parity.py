@@ -2,6 +2,7 @@
 test (test/asarm-parity.test.ts) and a tiny one for the ASSD exactness test.
 
   python -m dlm.asarm_parity --out DIR [--vocab 97 --d-model 48 --layers 2] [--fp16-weights]
+  python -m dlm.asarm_parity --out DIR --run RUN_DIR [--fp16-weights]   (a trained run's EMA weights)
 
 Writes DIR/asarm.onnx, DIR/model.json (family asarm), and parity cases as raw little-endian
 files with an index (cases.json)."""
@@ -14,7 +15,7 @@ import torch
 
 from . import manifest as mf
 from .asarm import Asarm, AsarmConfig, count_params
-from .asarm_export import INPUTS, export_graph
+from .asarm_export import INPUTS, export_graph, load_run
 from .export import fp16_initializers
 
 
@@ -76,9 +77,13 @@ def main(argv=None):
     ap.add_argument('--scale', type=float, default=0.3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--fp16-weights', action='store_true')
+    ap.add_argument('--run', default=None, help='a dlm.asarm_train output folder instead of random weights')
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
-    model = random_model(a.vocab, a.d_model, a.layers, a.heads, a.max_length, a.scale, a.seed)
+    if a.run:
+        model = load_run(a.run)[0]
+    else:
+        model = random_model(a.vocab, a.d_model, a.layers, a.heads, a.max_length, a.scale, a.seed)
     graph = os.path.join(a.out, 'asarm.onnx')
     export_graph(model, graph)
     if a.fp16_weights:
