@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 PRESET=${ASARM_PRESET:-shipped}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-(cd models && "$PY" -m dlm.asarm_train --preset "$PRESET" --out "$OUT" --time-budget "$MIN" \
+(cd models && "$PY" -m dlm.asarm_train --preset "$PRESET" --out "$OUT" --time-budget "$MIN" --device cuda \
    --eval-every 1000 "$@" > "$OUT/train.log" 2>&1)
 rm -f "$OUT/ckpt.pt"  # optimizer state stays on the GPU machine
 tail -n 1 "$OUT/train.log"
