@@ -50,7 +50,7 @@ test('streaming returns the same text as the non-streamed request with the same 
 });
 
 test('infilling: [MASK] in the prompt marks holes; the completion is the prompt with them filled', async () => {
-  const prompt = 'And the [MASK][MASK][MASK] of the [MASK] was upon the face of the deep.';
+  const prompt = 'And the[MASK][MASK][MASK] of the[MASK] was upon the face of the deep.';
   const r = await client.completions.create({ model, prompt, seed: 4, speculative_k: 4 } as Body);
   const text = r.choices[0]!.text;
   assert.equal(r.choices[0]!.finish_reason, 'stop');
