@@ -5,20 +5,21 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineCore, EngineRequestError } from '../engine/core.js';
-import type { DoneMsg, GenerationParams } from '../engine/protocol.js';
+import type { DoneMsg, GenerationParams, StepMsg } from '../engine/protocol.js';
 
 const MODEL = 'models/zoo/asarm-brown';
 const MASK = 3;
 
 let core: EngineCore;
 const commits = new Map<number, number[]>();
+const steps = new Map<number, StepMsg[]>();
 const waiters = new Map<number, (d: DoneMsg) => void>();
 let nextId = 1;
 
 before(async () => {
   core = await EngineCore.open({ modelDir: MODEL, device: 'cpu', threads: 1 }, {
     commit: (id, tokens) => { commits.set(id, [...(commits.get(id) ?? []), ...tokens]); },
-    step: () => {},
+    step: (m) => { steps.set(m.id, [...(steps.get(m.id) ?? []), m]); },
     error: (m) => { throw new Error(`engine error: ${m.message}`); },
     done: (m) => waiters.get(m.id)?.(m),
   });
@@ -101,6 +102,18 @@ test('EOS ends the completion unless ignore_eos', async () => {
   assert.ok(r.done.reason === 'stop' || r.done.reason === 'length');
   assert.ok(!r.tokens.includes(2), 'EOS is not part of the text');
   if (r.done.reason === 'length') assert.equal(r.tokens.length, 100);
+});
+
+test('stream_steps: one step message per call, the canvas filling up to the committed tokens', async () => {
+  const id = nextId;
+  const r = await run(PROMPT, params({ speculativeK: 4, maxTokens: 20, streamSteps: true, seed: 2 }));
+  const got = steps.get(id) ?? [];
+  assert.equal(got.length, r.done.usage.nfe);
+  const last = got.at(-1)!;
+  assert.equal(last.offset, 0);
+  assert.deepEqual(last.canvas.slice(0, 20), r.tokens);
+  const masked = got.map((m) => m.canvas.filter((t) => t === MASK).length);
+  for (let i = 1; i < masked.length; i++) assert.ok(masked[i]! <= masked[i - 1]!, `masks grew: ${masked}`);
 });
 
 test('bad settings are refused, naming the field', () => {
