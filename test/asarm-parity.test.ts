@@ -27,11 +27,11 @@ function f32(path: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-async function check(fp16: boolean): Promise<Float32Array[]> {
+async function check(fp16: boolean, xlnet = false): Promise<Float32Array[]> {
   const dir = mkdtempSync(join(tmpdir(), 'dlm-asarm-parity-'));
   // DLM_ASARM_PARITY_RUN=<dlm.asarm_train output> checks a trained run's weights instead.
   const run = process.env.DLM_ASARM_PARITY_RUN;
-  const args = ['-m', 'dlm.asarm_parity', '--out', dir, ...(fp16 ? ['--fp16-weights'] : []), ...(run ? ['--run', resolve(run)] : [])];
+  const args = ['-m', 'dlm.asarm_parity', '--out', dir, ...(fp16 ? ['--fp16-weights'] : []), ...(run && !xlnet ? ['--run', resolve(run)] : []), ...(xlnet ? ['--xlnet'] : [])];
   const r = spawnSync('/usr/bin/python3', args, { cwd: join(REPO, 'models'), encoding: 'utf8' });
   assert.equal(r.status, 0, `dlm.asarm_parity failed: ${r.stderr}`);
   const index = JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as Cases;
@@ -58,9 +58,9 @@ async function check(fp16: boolean): Promise<Float32Array[]> {
   return outs;
 }
 
-for (const fp16 of [false, true]) {
-  test(`AS-ARM export matches PyTorch within ${TOL} (${fp16 ? 'fp16 weights' : 'fp32'})`, async () => {
-    const outs = await check(fp16);
+for (const [fp16, xlnet] of [[false, false], [true, false], [false, true]] as const) {
+  test(`${xlnet ? 'XLNet (dlm.asarm_xlnet)' : 'AS-ARM'} export matches PyTorch within ${TOL} (${fp16 ? 'fp16 weights' : 'fp32'})`, async () => {
+    const outs = await check(fp16, xlnet);
     // Case 3 row 1 has 4 real positions in a batch of length 9; case 4 is that row alone.
     const padded = outs[3]!;
     const alone = outs[4]!;

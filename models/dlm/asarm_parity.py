@@ -3,6 +3,7 @@ test (test/asarm-parity.test.ts) and a tiny one for the ASSD exactness test.
 
   python -m dlm.asarm_parity --out DIR [--vocab 97 --d-model 48 --layers 2] [--fp16-weights]
   python -m dlm.asarm_parity --out DIR --run RUN_DIR [--fp16-weights]   (a trained run's EMA weights)
+  python -m dlm.asarm_parity --out DIR --xlnet [--fp16-weights]          (the XLNet graph, dlm.asarm_xlnet)
 
 Writes DIR/asarm.onnx, DIR/model.json (family asarm), and parity cases as raw little-endian
 files with an index (cases.json)."""
@@ -26,6 +27,18 @@ def random_model(vocab, d_model, layers, heads, max_length, scale, seed=0) -> As
     with torch.no_grad():  # larger weights than training's init, so conditionals differ sharply
         for name, p in m.named_parameters():
             if p.dim() >= 1 and 'ln' not in name:
+                p.normal_(0, scale)
+    return m.eval()
+
+
+def random_xlnet(vocab, d_model, layers, heads, scale, seed=0):
+    from .asarm_xlnet import XLNetAsarm, XLNetConfig
+    torch.manual_seed(seed)
+    m = XLNetAsarm(XLNetConfig(vocab_size=vocab, d_model=d_model, n_layer=layers, n_head=heads,
+                               d_head=d_model // heads, d_inner=2 * d_model))
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if 'layer_norm' not in name:
                 p.normal_(0, scale)
     return m.eval()
 
@@ -55,7 +68,7 @@ def write_cases(model: Asarm, out_dir: str, fp16: bool):
                 if p.numel() >= 1024:
                     p.copy_(p.half().float())
     index = {'graph': os.path.abspath(os.path.join(out_dir, 'asarm.onnx')), 'cases': []}
-    for i, (toks, ranks, mask) in enumerate(cases(model.cfg.vocab_size, model.cfg.max_length)):
+    for i, (toks, ranks, mask) in enumerate(cases(model.cfg.vocab_size, getattr(model.cfg, 'max_length', 32))):
         with torch.no_grad():
             logits = model(toks, ranks, mask).numpy().astype(np.float32)
         for name, arr in (('tokens', toks.numpy().astype(np.int64)), ('ranks', ranks.numpy().astype(np.int64)),
@@ -77,9 +90,20 @@ def main(argv=None):
     ap.add_argument('--scale', type=float, default=0.3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--fp16-weights', action='store_true')
+    ap.add_argument('--xlnet', action='store_true', help='the XLNet graph of dlm.asarm_xlnet, random weights')
     ap.add_argument('--run', default=None, help='a dlm.asarm_train output folder instead of random weights')
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
+    if a.xlnet:
+        from .asarm_xlnet import export_graph as export_xlnet
+        model = random_xlnet(a.vocab, a.d_model, a.layers, a.heads, a.scale, a.seed)
+        graph = os.path.join(a.out, 'asarm.onnx')
+        export_xlnet(model, graph)
+        if a.fp16_weights:
+            fp16_initializers(graph)
+        write_cases(model, a.out, a.fp16_weights)
+        print(json.dumps({'out': a.out}))
+        return
     if a.run:
         model = load_run(a.run)[0]
     else:
