@@ -162,6 +162,26 @@ def map_state_dict(sd: dict, c: XLNetConfig) -> dict:
     return out
 
 
+def special_ids(tok: dict) -> dict:
+    """[MASK]/EOS/BOS/PAD ids of a tokenizer.json: the added tokens first, then the vocabulary
+    (a dict for BPE and WordPiece, a list of [piece, score] for SentencePiece's Unigram), in
+    XLNet's spelling (<mask>, </s>, <s>, <pad>) or ours ([MASK], [EOS], [BOS], [PAD])."""
+    ids = {t['content']: t['id'] for t in tok.get('added_tokens', [])}
+    vocab = tok.get('model', {}).get('vocab', {})
+    if isinstance(vocab, list):
+        vocab = {piece[0]: i for i, piece in enumerate(vocab)}
+
+    def find(*names):
+        for n in names:
+            if n in ids:
+                return ids[n]
+            if n in vocab:
+                return vocab[n]
+        return None
+    return {'mask': find('<mask>', '[MASK]'), 'bos': find('<s>', '[BOS]'), 'eos': find('</s>', '[EOS]'),
+            'pad': find('<pad>', '[PAD]')}
+
+
 def export_graph(model: XLNetAsarm, path: str, example_len=8):
     tokens = torch.zeros(2, example_len, dtype=torch.long)
     ranks = torch.arange(example_len)[None].repeat(2, 1)
@@ -182,8 +202,7 @@ def convert(ckpt: str, tokenizer: str, out: str, name: str, mask_id, eos_id, max
     model.eval()
     os.makedirs(out, exist_ok=True)
     shutil.copyfile(tokenizer, os.path.join(out, 'tokenizer.json'))
-    tok = json.load(open(tokenizer))
-    special = mf.special_ids(tok)
+    special = special_ids(json.load(open(tokenizer)))
     if mask_id is not None:
         special['mask'] = mask_id
     if eos_id is not None:

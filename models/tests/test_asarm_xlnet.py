@@ -63,6 +63,33 @@ def test_convert_writes_a_servable_directory(tmp_path):
     assert (out / 'asarm.onnx').stat().st_size > 0 and (out / 'tokenizer.json').exists()
 
 
+def unigram_tokenizer(path, vocab_size):
+    """A SentencePiece-style (Unigram) tokenizer.json with XLNet's special pieces."""
+    specials = ['<unk>', '<s>', '</s>', '<cls>', '<sep>', '<pad>', '<mask>', '<eod>', '<eop>']
+    pieces = [[p, 0.0] for p in specials] + [[f'\u2581w{i}', -float(i)] for i in range(vocab_size - len(specials))]
+    tok = {
+        'version': '1.0', 'truncation': None, 'padding': None,
+        'added_tokens': [{'id': i, 'content': p, 'single_word': False, 'lstrip': False, 'rstrip': False,
+                          'normalized': False, 'special': True} for i, p in enumerate(specials)],
+        'normalizer': None,
+        'pre_tokenizer': {'type': 'Metaspace', 'replacement': '\u2581', 'prepend_scheme': 'always', 'split': True},
+        'post_processor': None,
+        'decoder': {'type': 'Metaspace', 'replacement': '\u2581', 'prepend_scheme': 'always', 'split': True},
+        'model': {'type': 'Unigram', 'unk_id': 0, 'vocab': pieces, 'byte_fallback': False},
+    }
+    json.dump(tok, open(path, 'w'))
+    return str(path)
+
+
+def test_convert_reads_xlnet_special_tokens_from_a_unigram_tokenizer(tmp_path):
+    _, sd = hf_state_dict()
+    write_ckpt(str(tmp_path / 'ckpt'), sd)
+    tok = unigram_tokenizer(tmp_path / 'tokenizer.json', CFG['vocab_size'])
+    convert(str(tmp_path / 'ckpt'), tok, str(tmp_path / 'out'), 'x', None, None, 64, False)
+    man = json.load(open(tmp_path / 'out' / 'model.json'))
+    assert man['special_tokens'] == {'mask': 6, 'bos': 1, 'eos': 2, 'pad': 5}
+
+
 def test_errors_name_the_key(tmp_path):
     _, sd = hf_state_dict()
     bad = dict(sd)
