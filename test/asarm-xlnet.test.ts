@@ -1,6 +1,7 @@
 // A checkpoint in the published AS-ARM's layout (Hugging Face XLNet, random weights, a
-// SentencePiece-style tokenizer) converted by the real CLI (python -m dlm.asarm_xlnet) and
-// decoded by the engine with ASSD: completion and infilling, calls never more than tokens.
+// SentencePiece spiece.model) converted by the real CLI (python -m dlm.asarm_xlnet) and decoded
+// by the engine with ASSD: the tokenizer reads <mask> as the hole id, completion and infilling,
+// calls never more than tokens.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -23,9 +24,12 @@ test('a converted XLNet checkpoint serves ASSD completion and infilling', async 
   const dir = mkdtempSync(join(tmpdir(), 'dlm-xlnet-'));
   py([join(REPO, 'test', 'fixtures', 'make_asarm_xlnet_checkpoint.py'), dir]);
   const out = join(dir, 'model');
-  py(['-m', 'dlm.asarm_xlnet', '--checkpoint', join(dir, 'ckpt'), '--tokenizer', join(dir, 'tokenizer.json'), '--out', out, '--max-length', '64']);
+  py(['-m', 'dlm.asarm_xlnet', '--checkpoint', join(dir, 'ckpt'), '--tokenizer', join(dir, 'ckpt', 'spiece.model'), '--out', out, '--max-length', '64']);
   const tok = TextTokenizer.fromFile(join(out, 'tokenizer.json'));
-  assert.deepEqual(await tok.encode('w3<mask> w4'), [12, MASK, 13]);
+  // Pieces: 9 specials, then \u2581 (9), \u2581Hello (10), \u2581world (11), \u2581w0 (12), ...
+  assert.deepEqual(await tok.encode('Hello  world'), [10, 11]);
+  assert.deepEqual(await tok.encode('w0<mask> w1'), [12, MASK, 13]);
+  assert.equal(await tok.decode([10, 11, 12]), 'Hello world w0');
 
   const commits = new Map<number, number[]>();
   const waiters = new Map<number, (d: DoneMsg) => void>();

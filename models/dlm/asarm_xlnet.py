@@ -1,9 +1,10 @@
 """XLNet as an AS-ARM graph, and a converter for checkpoints in the Hugging Face XLNet layout
 (XLNetLMHeadModel: config.json + pytorch_model.bin or model.safetensors; the published AS-ARM,
-therealgabeguo/ASARM, is a fine-tuned xlnet-base-cased). Users bring the files (and the
-tokenizer as a tokenizers-format tokenizer.json); nothing is downloaded.
+therealgabeguo/ASARM, is a fine-tuned xlnet-base-cased). Users bring the files; nothing is
+downloaded. The tokenizer is the checkpoint's SentencePiece spiece.model (converted by
+dlm.asarm_spm) or a tokenizers-format tokenizer.json.
 
-  python -m dlm.asarm_xlnet --checkpoint DIR --tokenizer tokenizer.json --out models/zoo/asarm-xlnet
+  python -m dlm.asarm_xlnet --checkpoint DIR --tokenizer DIR/spiece.model --out models/zoo/asarm-xlnet
       [--mask-id N] [--eos-id N] [--max-length 512] [--fp16-weights]
 
 The graph keeps the asarm contract (tokens, ranks, attention_mask -> logits of the query
@@ -201,8 +202,13 @@ def convert(ckpt: str, tokenizer: str, out: str, name: str, mask_id, eos_id, max
     model.load_state_dict(map_state_dict(load_state_dict(ckpt), c))
     model.eval()
     os.makedirs(out, exist_ok=True)
-    shutil.copyfile(tokenizer, os.path.join(out, 'tokenizer.json'))
-    special = special_ids(json.load(open(tokenizer)))
+    tok_out = os.path.join(out, 'tokenizer.json')
+    if tokenizer.endswith('.model'):  # SentencePiece, as the checkpoint ships it
+        from .asarm_spm import convert as convert_spm
+        convert_spm(tokenizer, tok_out)
+    else:
+        shutil.copyfile(tokenizer, tok_out)
+    special = special_ids(json.load(open(tok_out)))
     if mask_id is not None:
         special['mask'] = mask_id
     if eos_id is not None:
@@ -231,7 +237,7 @@ def convert(ckpt: str, tokenizer: str, out: str, name: str, mask_id, eos_id, max
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--checkpoint', required=True)
-    ap.add_argument('--tokenizer', required=True, help='tokenizer.json (tokenizers format)')
+    ap.add_argument('--tokenizer', required=True, help="tokenizer.json (tokenizers format) or the checkpoint's spiece.model")
     ap.add_argument('--out', required=True)
     ap.add_argument('--name', default=None)
     ap.add_argument('--mask-id', type=int, default=None)

@@ -113,3 +113,21 @@ def test_errors_name_the_key(tmp_path):
     os.makedirs(tmp_path / 'e')
     with pytest.raises(CheckpointError, match='no config.json'):
         convert(str(tmp_path / 'e'), TOKENIZER, str(tmp_path / 'oe'), 'x', None, None, 64, False)
+
+
+def test_spm_reader_refuses_what_it_cannot_convert(tmp_path):
+    from dlm.asarm_spm import SpmError, convert as convert_spm
+    empty = tmp_path / 'empty.model'
+    empty.write_bytes(b'')
+    with pytest.raises(SpmError, match='no pieces'):
+        convert_spm(str(empty), str(tmp_path / 'a.json'))
+    # One piece ("a", type normal) and a trainer spec saying BPE (model_type 2).
+    piece = b'\x0a\x03' + b'\x0a\x01a'
+    bpe = tmp_path / 'bpe.model'
+    bpe.write_bytes(piece + b'\x12\x02\x18\x02')
+    with pytest.raises(SpmError, match='only Unigram'):
+        convert_spm(str(bpe), str(tmp_path / 'b.json'))
+    trunc = tmp_path / 'trunc.model'
+    trunc.write_bytes(b'\x0a\x85')
+    with pytest.raises(SpmError, match='truncated'):
+        convert_spm(str(trunc), str(tmp_path / 'c.json'))
