@@ -7,6 +7,7 @@ import type { GenerationParams } from '../protocol.js';
 import type { Sequence, SequenceSink } from '../sequence.js';
 import { bd3lmFamily } from './bd3lm-family.js';
 import { e2d2Family } from './e2d2-family.js';
+import { asarmFamily } from './asarm-family.js';
 import { mdlmFamily } from './mdlm-family.js';
 
 export interface FamilyContext {
@@ -29,6 +30,7 @@ const FAMILIES: Record<string, Family> = {
   mdlm: mdlmFamily,
   bd3lm: bd3lmFamily,
   e2d2: e2d2Family,
+  asarm: asarmFamily,
 };
 
 export function familyOf(manifest: Manifest): Family | null {
