@@ -5,7 +5,9 @@
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Sequence, SequenceSink } from '../sequence.js';
+import { duoFamily } from './duo-family.js';
 import { mdlmFamily } from './mdlm-family.js';
+import { withRemasking } from './remdm-family.js';
 
 export interface FamilyContext {
   manifest: Manifest;
@@ -20,7 +22,8 @@ export interface Family {
 }
 
 const FAMILIES: Record<string, Family> = {
-  mdlm: mdlmFamily,
+  mdlm: withRemasking(mdlmFamily),
+  duo: duoFamily,
 };
 
 export function familyOf(manifest: Manifest): Family | null {
