@@ -24,6 +24,8 @@ PRESETS = {
     # name: (d_model, n_layers, n_heads, cond_dim, seq_len, batch)
     'test': dict(d_model=32, n_layers=1, n_heads=2, cond_dim=16, seq_len=32, batch=8),
     'tiny': dict(d_model=64, n_layers=2, n_heads=4, cond_dim=32, seq_len=128, batch=16),
+    # The CPU-trained shipped Duo / LDDM models (6 minutes on 2 shared cores): ~1.5M parameters.
+    'cpu': dict(d_model=128, n_layers=2, n_heads=4, cond_dim=64, seq_len=128, batch=16),
     'small': dict(d_model=256, n_layers=4, n_heads=4, cond_dim=128, seq_len=256, batch=32),
     # For an H100 and ~8 minutes on ~2.7M tokens (~100 epochs, hence dropout): 15.5M parameters,
     # a 31 MB file with fp16 weights (the default must stay under 40 MB).
@@ -157,7 +159,9 @@ def main(argv=None):
     rng = np.random.default_rng(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
     if a.device == 'cpu':
-        torch.set_num_threads(os.cpu_count() or 1)
+        # DLM_THREADS: fewer threads when several runs share the cores (oversubscribed OpenMP
+        # threads spin against each other and slow every run down many times over).
+        torch.set_num_threads(int(os.environ.get('DLM_THREADS', 0)) or os.cpu_count() or 1)
     device = torch.device(a.device)
     model = build(a.family, cfg).to(device)
     ema = copy.deepcopy(model).eval()
