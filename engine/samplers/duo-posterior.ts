@@ -49,19 +49,20 @@ export type Excluded = number | null;
  * Writes into `out` (length V) and returns it.
  */
 export function x0Distribution(
-  logits: ArrayLike<number>,
+  logits: Float32Array,
   off: number,
   V: number,
   opt: X0Options,
   out = new Float64Array(V),
   exclude: Excluded = null,
 ): Float64Array {
+  // A typed view of the row keeps the loops monomorphic (this runs V times per position per step).
+  const row = logits.subarray(off, off + V);
   let best = 0;
   let max = -Infinity;
   for (let j = 0; j < V; j++) {
-    if (j === exclude) continue;
-    const l = logits[off + j]!;
-    if (l > max) {
+    const l = row[j]!;
+    if (l > max && j !== exclude) {
       max = l;
       best = j;
     }
@@ -74,48 +75,51 @@ export function x0Distribution(
   const invT = 1 / opt.temperature;
   let sum = 0;
   for (let j = 0; j < V; j++) {
-    const e = j === exclude ? 0 : Math.exp((logits[off + j]! - max) * invT);
+    const e = j === exclude ? 0 : Math.exp((row[j]! - max) * invT);
     out[j] = e;
     sum += e;
   }
-  for (let j = 0; j < V; j++) out[j]! /= sum;
+  const inv = 1 / sum;
+  for (let j = 0; j < V; j++) out[j]! *= inv;
   const k = opt.topK > 0 && opt.topK < V ? opt.topK : V;
   if (k < V || opt.topP < 1) truncate(out, k, opt.topP);
   return out;
 }
 
+// Scratch for truncate's sort, grown on demand (one engine thread, no reentrancy).
+let sortScratch = new Float64Array(0);
+
 /**
  * Keep the k most likely tokens, then the smallest prefix of them whose mass reaches topP
  * (the most likely token always stays), and renormalise. Ties at the cut are broken by
- * token id so the result does not depend on the sort's stability. Sorting all V entries at
- * every position of every step would dominate a step's cost, so only the tokens above a
- * threshold are sorted, lowering it until they must contain the cut.
+ * token id (lower ids stay) so the result does not depend on the sort. The values are sorted
+ * natively as a typed array; the cut is then a threshold value plus how many of the tokens
+ * equal to it stay.
  */
 function truncate(p: Float64Array, k: number, topP: number): void {
-  let pmax = 0;
-  for (let j = 0; j < p.length; j++) if (p[j]! > pmax) pmax = p[j]!;
-  let cand: number[] = [];
-  for (let tau = pmax / 16; ; tau /= 16) {
-    cand = [];
-    let mass = 0;
-    for (let j = 0; j < p.length; j++) {
-      if (p[j]! >= tau) {
-        cand.push(j);
-        mass += p[j]!;
-      }
-    }
-    if (cand.length >= k || mass >= topP || tau === 0) break;
-    if (tau < 1e-300) tau = 0;
-  }
-  cand.sort((a, b) => p[b]! - p[a]! || a - b);
+  const V = p.length;
+  if (sortScratch.length < V) sortScratch = new Float64Array(V);
+  const sorted = sortScratch.subarray(0, V);
+  sorted.set(p);
+  sorted.sort(); // ascending
   let kept = 0;
   let mass = 0;
-  while (kept < cand.length && kept < k && (kept === 0 || mass < topP)) {
-    mass += p[cand[kept]!]!;
+  while (kept < V && kept < k && (kept === 0 || mass < topP)) {
+    mass += sorted[V - 1 - kept]!;
     kept++;
   }
-  const keep = new Set(cand.slice(0, kept));
-  for (let j = 0; j < p.length; j++) p[j] = keep.has(j) ? p[j]! / mass : 0;
+  const thr = sorted[V - kept]!;
+  let above = 0;
+  for (let i = V - 1; i >= 0 && sorted[i]! > thr; i--) above++;
+  let tiesLeft = kept - above;
+  let total = 0;
+  for (let j = 0; j < V; j++) {
+    const v = p[j]!;
+    if (v > thr || (v === thr && tiesLeft-- > 0)) total += v;
+    else p[j] = 0;
+  }
+  const inv = 1 / total;
+  for (let j = 0; j < V; j++) p[j]! *= inv;
 }
 
 /**
