@@ -62,8 +62,9 @@ async function main(): Promise<void> {
   console.log(`${samples} samples x ${maxTokens} tokens per row, batch ${samples}, ignore_eos; Gen PPL under ${values.judge}; ratios against "${base.label}" of this run.\n`);
   console.log('| model | sampler | steps | NFE / token | Gen PPL | entropy | tokens/s | Gen PPL vs MDLM | tokens/s vs MDLM |');
   console.log('|---|---|---|---|---|---|---|---|---|');
+  const ratio = (x: number): string => `${x.toPrecision(2)}x`;
   for (const r of results) {
-    console.log(`| ${r.model} | ${r.label} | ${r.steps} | ${r.nfePerToken.toFixed(3)} | ${r.genPpl.toFixed(1)} | ${r.entropy.toFixed(2)} | ${r.tokensPerSecond.toFixed(0)} | ${(r.genPpl / base.genPpl).toFixed(2)}x | ${(r.tokensPerSecond / base.tokensPerSecond).toFixed(2)}x |`);
+    console.log(`| ${r.model} | ${r.label} | ${r.steps} | ${r.nfePerToken.toFixed(3)} | ${r.genPpl.toFixed(1)} | ${r.entropy.toFixed(2)} | ${r.tokensPerSecond.toFixed(0)} | ${ratio(r.genPpl / base.genPpl)} | ${ratio(r.tokensPerSecond / base.tokensPerSecond)} |`);
   }
   if (values.json) writeFileSync(values.json, JSON.stringify(results.map(({ texts, ...r }) => ({ ...r, sample: texts[0] })), null, 2) + '\n');
 }
