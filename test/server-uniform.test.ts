@@ -3,6 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import WebSocket from 'ws';
 import { scrape, serve, waitIdle, type Served } from './helpers/served.js';
 
 const DUO = 'models/zoo/duo-brown';
@@ -160,4 +161,44 @@ test('bad remasking values and samplers that do not fit the model are a 400 nami
   // Still serving after the refusals.
   const r = await complete('duo', { max_tokens: 4, steps: 2 });
   assert.ok(r.usage!.completion_tokens <= 4);
+});
+
+type Frame = { type: string; id: string | null; param?: string; [k: string]: unknown };
+
+/** Sends `generate` frames on one socket and collects each id's frames up to its done or error. */
+async function overWs(k: keyof typeof servers, gens: { id: string; settings: Record<string, unknown> }[]): Promise<Map<string, Frame[]>> {
+  const ws = new WebSocket(`${servers[k].s.base.replace('http', 'ws')}/v1/ws`);
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  const got = new Map<string, Frame[]>(gens.map((g) => [g.id, []]));
+  let open = gens.length;
+  const finished = new Promise<void>((resolve) => {
+    ws.on('message', (data: Buffer) => {
+      const f = JSON.parse(data.toString('utf8')) as Frame;
+      if (f.id === null || !got.has(f.id)) return;
+      got.get(f.id)!.push(f);
+      if ((f.type === 'done' || f.type === 'error') && --open === 0) resolve();
+    });
+  });
+  for (const g of gens) ws.send(JSON.stringify({ type: 'generate', id: g.id, prompt: 'The king', settings: g.settings }));
+  await finished;
+  ws.close();
+  return got;
+}
+
+test('over the WebSocket: Duo streams its steps; bad remasking is an error frame naming the settings field', async () => {
+  const duo = await overWs('duo', [
+    { id: 'ok', settings: { sampler: 'duo', steps: 4, max_tokens: 8, ignore_eos: true, stream_steps: true, seed: 2 } },
+    { id: 'remask', settings: { remasking: { schedule: 'cap', eta: 0.1 } } },
+  ]);
+  const ok = duo.get('ok')!;
+  assert.equal(ok.filter((f) => f.type === 'step').length, 4);
+  assert.equal(ok.at(-1)!.type, 'done');
+  assert.equal(duo.get('remask')!.at(-1)!.param, 'settings.remasking');
+  const mdlm = await overWs('mdlm', [
+    { id: 'loop', settings: { sampler: 'remdm', max_tokens: 8, steps: 4, remasking: { schedule: 'loop', eta: 0.2 } } },
+    { id: 'bad', settings: { sampler: 'remdm', remasking: { schedule: 'loop', t_on: 0.2, t_off: 0.5 } } },
+  ]);
+  assert.equal(mdlm.get('loop')!.at(-1)!.type, 'done');
+  assert.equal(mdlm.get('bad')!.at(-1)!.type, 'error');
+  assert.equal(mdlm.get('bad')!.at(-1)!.param, 'settings.remasking.t_off');
 });
