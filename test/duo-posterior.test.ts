@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { duoPosterior, duoTimeGrid, logLinearAlpha, sampleCategorical, x0Distribution } from '../engine/samplers/duo-posterior.js';
+import { duoDraw, duoPosterior, duoTimeGrid, logLinearAlpha, sampleCategorical, x0Distribution } from '../engine/samplers/duo-posterior.js';
 import { duoPlan, duoPrior, duoStep } from '../engine/samplers/duo.js';
 
 /** Small seeded generator for the tests' own randomness (mulberry32). */
@@ -223,4 +223,21 @@ test('the Duo prior is uniform over the vocabulary', () => {
   const c = duoPrior(20000, V, rngOf(3));
   for (const x of c) counts[x]!++;
   for (const k of counts) assert.ok(Math.abs(k / 20000 - 0.1) < 0.012);
+});
+
+test('a posterior draw (duoDraw, the mixture form) has exactly duoPosterior\'s distribution', () => {
+  const rng = rngOf(5);
+  const V = 7;
+  const N = 200_000;
+  for (const [alphaS, alphaT] of [[0.6, 0.3], [1, 0.2], [0.999, 0.998], [0.05, 0.001]] as const) {
+    for (let trial = 0; trial < 3; trial++) {
+      const p = randomDist(V, rng);
+      const xt = Math.floor(rng() * V);
+      const want = duoPosterior(p, xt, alphaS, alphaT);
+      // u on a fine even grid: each token's share of the grid is its probability, to 1/N.
+      const got = new Array<number>(V).fill(0);
+      for (let i = 0; i < N; i++) got[duoDraw(p, xt, alphaS, alphaT, (i + 0.5) / N)]!++;
+      for (let j = 0; j < V; j++) assert.ok(Math.abs(got[j]! / N - want[j]!) <= 3 / N, `alpha ${alphaS}/${alphaT} token ${j}: ${got[j]! / N} vs ${want[j]}`);
+    }
+  }
 });

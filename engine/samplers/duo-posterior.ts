@@ -143,6 +143,23 @@ export function duoPosterior(p: Float64Array, xt: number, alphaS: number, alphaT
   return out;
 }
 
+/**
+ * One draw from duoPosterior(p, xt, alphaS, alphaT) without building it: the posterior is a
+ * mixture of p itself (mass (alpha_s - alpha_t)/denom), the uniform floor (V floor/denom) and
+ * a point mass on x_t (the rest), so `u` picks the component and only the p part needs a scan.
+ */
+export function duoDraw(p: Float64Array, xt: number, alphaS: number, alphaT: number, u: number): number {
+  const V = p.length;
+  const alphaTS = alphaT / alphaS;
+  const floor = ((1 - alphaTS) * (1 - alphaS)) / V;
+  const denom = alphaT * V * p[xt]! + (1 - alphaT);
+  const fromP = (alphaS - alphaT) / denom;
+  if (u < fromP) return sampleCategorical(p, Math.min(u / fromP, 1 - Number.EPSILON));
+  const fromFloor = (V * floor) / denom;
+  if (u < fromP + fromFloor) return Math.min(V - 1, Math.floor(((u - fromP) / fromFloor) * V));
+  return xt;
+}
+
 /** Inverse-CDF draw from a distribution that sums to one (float rounding goes to the last non-zero entry). */
 export function sampleCategorical(p: ArrayLike<number>, u: number): number {
   let acc = 0;
