@@ -241,3 +241,28 @@ test('a posterior draw (duoDraw, the mixture form) has exactly duoPosterior\'s d
     }
   }
 });
+
+test('nucleus and top-k cut equal a full sort (ties by id) on random, flat and tied distributions', () => {
+  const rng = rngOf(11);
+  for (let trial = 0; trial < 300; trial++) {
+    const V = 1 + Math.floor(rng() * 300);
+    const kind = trial % 3;
+    // Random logits; flat ones; or few distinct values (many ties at the cut).
+    const logits = Float32Array.from({ length: V }, () => (kind === 0 ? rng() * 8 : kind === 1 ? rng() * 0.01 : Math.floor(rng() * 4)));
+    const topP = [0.1, 0.5, 0.9, 0.95, 0.999, 1][trial % 6]!;
+    const topK = [0, 1, 2, 5, 50, V][Math.floor(rng() * 6)]!;
+    const full = x0Distribution(logits, 0, V, { temperature: 1, topP: 1, topK: 0 });
+    const order = Array.from({ length: V }, (_, j) => j).sort((a, b) => full[b]! - full[a]! || a - b);
+    const k = topK > 0 && topK < V ? topK : V;
+    let kept = 0;
+    let mass = 0;
+    while (kept < k && (kept === 0 || mass < topP)) mass += full[order[kept++]!]!;
+    const want = new Float64Array(V);
+    for (const j of order.slice(0, kept)) want[j] = full[j]! / mass;
+    const got = x0Distribution(logits, 0, V, { temperature: 1, topP, topK });
+    for (let j = 0; j < V; j++) {
+      assert.equal(got[j] === 0, want[j] === 0, `trial ${trial} (V ${V}, top_p ${topP}, top_k ${topK}): token ${j} kept differs`);
+      assert.ok(Math.abs(got[j]! - want[j]!) < 1e-12);
+    }
+  }
+});
