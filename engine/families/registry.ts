@@ -8,7 +8,9 @@ import type { Sequence, SequenceSink } from '../sequence.js';
 import { bd3lmFamily } from './bd3lm-family.js';
 import { e2d2Family } from './e2d2-family.js';
 import { asarmFamily } from './asarm-family.js';
+import { duoFamily } from './duo-family.js';
 import { mdlmFamily } from './mdlm-family.js';
+import { withRemasking } from './remdm-family.js';
 
 export interface FamilyContext {
   manifest: Manifest;
@@ -27,7 +29,8 @@ export interface Family {
 }
 
 const FAMILIES: Record<string, Family> = {
-  mdlm: mdlmFamily,
+  mdlm: withRemasking(mdlmFamily),
+  duo: duoFamily,
   bd3lm: bd3lmFamily,
   e2d2: e2d2Family,
   asarm: asarmFamily,

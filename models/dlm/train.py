@@ -26,6 +26,8 @@ PRESETS = {
     # name: (d_model, n_layers, n_heads, cond_dim, seq_len, batch)
     'test': dict(d_model=32, n_layers=1, n_heads=2, cond_dim=16, seq_len=32, batch=8),
     'tiny': dict(d_model=64, n_layers=2, n_heads=4, cond_dim=32, seq_len=128, batch=16),
+    # The CPU-trained shipped Duo / LDDM models (6 minutes on 2 shared cores): ~1.5M parameters.
+    'cpu': dict(d_model=128, n_layers=2, n_heads=4, cond_dim=64, seq_len=128, batch=16),
     # BD3-LM / E2D2 models trained on this 2-core CPU in ~6 minutes (d_model 128, 3 layers).
     'cpu-block': dict(d_model=128, n_layers=3, n_heads=4, cond_dim=64, seq_len=128, batch=8),
     'small': dict(d_model=256, n_layers=4, n_heads=4, cond_dim=128, seq_len=256, batch=32),
@@ -175,7 +177,9 @@ def main(argv=None):
     rng = np.random.default_rng(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
     if a.device == 'cpu':
-        torch.set_num_threads(os.cpu_count() or 1)
+        # DLM_THREADS: fewer threads when several runs share the cores (oversubscribed OpenMP
+        # threads spin against each other and slow every run down many times over).
+        torch.set_num_threads(int(os.environ.get('DLM_THREADS', 0)) or os.cpu_count() or 1)
     device = torch.device(a.device)
     model = (e2d2.build(cfg, a) if a.family in e2d2.FAMILIES else build(a.family, cfg)).to(device)
     ema = copy.deepcopy(model).eval()
