@@ -63,6 +63,7 @@ export class EngineCore {
     private readonly sessions: Map<string, ort.InferenceSession>,
     opts: EngineOptions,
     private readonly events: CoreEvents,
+    private readonly cacheBudgetBytes: number | undefined,
   ) {
     const m = dir.manifest;
     this.model = modelInfo(m, opts.device);
@@ -79,7 +80,8 @@ export class EngineCore {
           ortFeeds[name] = new ort.Tensor(f.type, f.data, f.dims);
         }
         const logitsName = m.graphs[role]!.outputs[0]!;
-        const out = await session.run(ortFeeds, [logitsName, ...outputs]);
+        // A graph whose first output is also asked for (E2D2's encoder returns only present_*) is fetched once.
+        const out = await session.run(ortFeeds, [...new Set([logitsName, ...outputs])]);
         const result: Record<string, BatchTensor> = {};
         for (const [name, alias] of [[logitsName, 'logits'], ...outputs.map((o) => [o, o])] as [string, string][]) {
           const t = out[name];
@@ -109,7 +111,7 @@ export class EngineCore {
     for (const [role, path] of Object.entries(dir.graphPaths)) {
       sessions.set(role, await openDeviceSession(path, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
     }
-    return new EngineCore(dir, sessions, opts, events);
+    return new EngineCore(dir, sessions, opts, events, opts.cacheBudgetBytes);
   }
 
   /** Starts a sequence; throws EngineRequestError for settings the model cannot take. */
@@ -125,6 +127,7 @@ export class EngineCore {
     family.validate(params, m);
     const seq = family.create(id, prompt, params, {
       manifest: m,
+      ...(this.cacheBudgetBytes !== undefined ? { cacheBudgetBytes: this.cacheBudgetBytes } : {}),
       sink: {
         commit: (tokens) => { this.scheduler.tokensTotal += tokens.length; this.events.commit(id, tokens); },
         step: (step, offset, canvas) => this.events.step({ type: 'step', id, step, offset, canvas }),
@@ -144,8 +147,10 @@ export class EngineCore {
   }
 
   stats(): StatsMsg {
+    const pool = familyOf(this.dir.manifest)?.cache?.(this.dir.manifest, this.cacheBudgetBytes);
     const msg: StatsMsg = {
-      type: 'stats', queued: this.scheduler.queued, running: this.scheduler.live, cacheBytes: 0, cacheBudgetBytes: 0,
+      type: 'stats', queued: this.scheduler.queued, running: this.scheduler.live,
+      cacheBytes: pool?.bytes ?? 0, cacheBudgetBytes: pool?.budgetBytes ?? 0,
       nfeTotal: this.scheduler.nfeTotal, tokensTotal: this.scheduler.tokensTotal,
       stepSeconds: this.stepSeconds, batchSizes: this.batchSizes,
     };

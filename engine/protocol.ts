@@ -38,8 +38,8 @@ export interface GenerationParams {
 
 export interface RemaskingParams {
   schedule: 'cap' | 'rescale' | 'conf' | 'loop';
-  /** Remasking strength (ReMDM's eta). */
-  eta: number;
+  /** Remasking strength (ReMDM's eta); absent: the schedule's default. */
+  eta?: number;
   /** loop schedule: the window of time [tOn, tOff] in which remasking runs. */
   tOn?: number;
   tOff?: number;

@@ -6,7 +6,11 @@ export class Rng {
   private gen: prand.RandomGenerator;
 
   constructor(seed: number) {
-    this.gen = prand.xoroshiro128plus(seed | 0);
+    // pure-rand's xoroshiro128plus(seed) starts from a state whose first outputs barely depend
+    // on the seed (the first uniform is >= 0.5 for every seed), so every sequence's first draw
+    // was biased. Spread the seed over all 128 bits of state first.
+    const s = seed | 0;
+    this.gen = prand.xoroshiro128plus.fromState([mix32(s, 1), mix32(s, 2), mix32(s, 3), mix32(s, 4)]);
   }
 
   /** Uniform in [0, 1) with 53 random bits. */
@@ -20,4 +24,12 @@ export class Rng {
   int(n: number): number {
     return Math.floor(this.next() * n);
   }
+}
+
+/** murmur3's 32-bit finaliser of seed + lane * golden ratio: distinct, well-spread state words. */
+function mix32(seed: number, lane: number): number {
+  let z = (seed + Math.imul(lane, 0x9e3779b9)) | 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) | 0;
 }

@@ -13,7 +13,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: process.env.DLM_MODEL ?? DEFAULT_MODEL_DIR },
     'max-tokens': { type: 'string', default: '64' },
     steps: { type: 'string', default: '32' },
-    repeats: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '4' },
     threads: { type: 'string' },
   },
   strict: false,
@@ -24,24 +24,27 @@ async function main(): Promise<void> {
   const maxTokens = Number(values['max-tokens']);
   const steps = Number(values.steps);
   const repeats = Number(values.repeats);
-  console.log(`model ${engine.model.name}: ${maxTokens} tokens, ${steps} steps (per window), batch 1, ${repeats} runs per sampler`);
+  console.log(`model ${engine.model.name}: ${maxTokens} tokens, ${steps} steps (per window), batch 1, ${repeats} rounds over the samplers`);
   console.log('sampler               tokens/s   NFE/token   vs ddpm (tokens/s)');
-  let base = 0;
-  for (const sampler of engine.model.samplers) {
-    let tokens = 0;
-    let nfe = 0;
+  const run = (sampler: string, seed: number, acc: { tokens: number; nfe: number; ms: number }) => {
+    const params: GenerationParams = { ...engine.model.defaults, sampler, steps, maxTokens, seed, ignoreEos: true, stopTokenIds: [], streamSteps: false };
     const t0 = performance.now();
-    for (let r = 0; r < repeats; r++) {
-      const params: GenerationParams = { ...engine.model.defaults, sampler, steps, maxTokens, seed: r, ignoreEos: true, stopTokenIds: [], streamSteps: false };
-      await new Promise<void>((resolve, reject) => engine.generate([1], params, {
-        commit: (t) => { tokens += t.length; },
-        error: (e) => reject(new Error(e.message)),
-        done: (d) => { nfe += d.usage.nfe; resolve(); },
-      }));
-    }
-    const tps = tokens / ((performance.now() - t0) / 1000);
-    if (sampler === 'ddpm') base = tps;
-    console.log(`${sampler.padEnd(20)} ${tps.toFixed(1).padStart(9)} ${(nfe / tokens).toFixed(3).padStart(11)} ${base ? (tps / base).toFixed(2).padStart(12) + 'x' : ''}`);
+    return new Promise<void>((resolve, reject) => engine.generate([1], params, {
+      commit: (t) => { acc.tokens += t.length; },
+      error: (e) => reject(new Error(e.message)),
+      done: (d) => { acc.nfe += d.usage.nfe; acc.ms += performance.now() - t0; resolve(); },
+    }));
+  };
+  const samplers = engine.model.samplers;
+  await run(samplers[0]!, 1000, { tokens: 0, nfe: 0, ms: 0 }); // warm-up: first-call allocations
+  const acc = new Map(samplers.map((s) => [s, { tokens: 0, nfe: 0, ms: 0 }]));
+  // Round-robin, so that load from elsewhere on the machine falls on every sampler alike.
+  for (let r = 0; r < repeats; r++) for (const sampler of samplers) await run(sampler, r, acc.get(sampler)!);
+  const tps = (s: string) => { const a = acc.get(s)!; return a.tokens / (a.ms / 1000); };
+  const base = acc.has('ddpm') ? tps('ddpm') : 0;
+  for (const sampler of samplers) {
+    const a = acc.get(sampler)!;
+    console.log(`${sampler.padEnd(20)} ${tps(sampler).toFixed(1).padStart(9)} ${(a.nfe / a.tokens).toFixed(3).padStart(11)} ${base ? (tps(sampler) / base).toFixed(2).padStart(12) + 'x' : ''}`);
   }
   await engine.close();
 }

@@ -29,6 +29,8 @@ export interface Config {
   maxBatch: number;
   /** Sequences waiting at most; max batch + max queue is the admission limit (then 429). */
   maxQueue: number;
+  /** MiB the engine's KV / encoder cache pool may hold (block families). */
+  cacheMb: number | undefined;
   /** Serve the browser chat page at /. */
   chat: boolean;
 }
@@ -43,6 +45,7 @@ export const USAGE = `Usage: npm start -- [options]
   --api-key KEY      require this bearer key; repeat for several (DLM_API_KEYS, comma-separated)
   --max-batch N      sequences decoded together at most; 1 = no batching (DLM_MAX_BATCH, default ${DEFAULT_MAX_BATCH})
   --max-queue N      sequences waiting at most; beyond: 429 (DLM_MAX_QUEUE, default ${DEFAULT_MAX_QUEUE})
+  --cache-mb N       MiB of committed-block KV cache shared by all requests (DLM_CACHE_MB, default 256)
   --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
   --log-level L      pino level (LOG_LEVEL, default info)
   -h, --help         this text
@@ -69,6 +72,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
       'api-key': { type: 'string', multiple: true },
       'max-batch': { type: 'string' },
       'max-queue': { type: 'string' },
+      'cache-mb': { type: 'string' },
       'log-level': { type: 'string' },
       'no-chat': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -91,6 +95,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
     maxBatch: intOf('--max-batch', values['max-batch'] ?? env.DLM_MAX_BATCH, 1) ?? DEFAULT_MAX_BATCH,
     maxQueue: intOf('--max-queue', values['max-queue'] ?? env.DLM_MAX_QUEUE, 1) ?? DEFAULT_MAX_QUEUE,
+    cacheMb: intOf('--cache-mb', values['cache-mb'] ?? env.DLM_CACHE_MB, 1),
     chat: !(values['no-chat'] ?? ['0', 'false', 'off', 'no'].includes((env.DLM_CHAT ?? '').toLowerCase())),
   };
 }

@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     threads: config.threads,
     maxBatch: config.maxBatch,
     maxQueue: config.maxQueue,
+    ...(config.cacheMb !== undefined ? { cacheBudgetBytes: config.cacheMb * 1024 * 1024 } : {}),
   });
   const server = await createServer({
     engine,

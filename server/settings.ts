@@ -11,11 +11,14 @@ import { ApiError } from './errors.js';
 /** OpenAI allows at most four stop strings. */
 export const MAX_STOP_STRINGS = 4;
 
+/** ReMDM's remasking (sampler `remdm` on masked models); what is left out takes the schedule's defaults. */
 const RemaskingSchema = z.strictObject({
   schedule: z.enum(['cap', 'rescale', 'conf', 'loop']),
-  eta: z.number().min(0).max(1),
-  t_on: z.number().min(0).max(1).optional(),
-  t_off: z.number().min(0).max(1).optional(),
+  eta: z.number().min(0).max(1).optional(),
+  /** loop: the window of time (1 -> 0) in which remasking runs, and the alpha held in it. */
+  t_on: z.number().gt(0).lt(1).optional(),
+  t_off: z.number().gt(0).lt(1).optional(),
+  alpha_on: z.number().gt(0).lt(1).optional(),
 });
 
 export const SETTINGS_SHAPE = {
@@ -86,7 +89,8 @@ export function resolveParams(
   }
   const maxTokens = asked ?? Math.min(d.maxTokens, room);
 
-  const sampler = s.sampler ?? d.sampler;
+  // A remasking setting alone asks for the sampler that reads it.
+  const sampler = s.sampler ?? (s.remasking != null && model.samplers.includes('remdm') ? 'remdm' : d.sampler);
   if (!model.samplers.includes(sampler)) {
     throw bad('sampler', `unknown sampler '${sampler}'; this model supports ${model.samplers.join(', ')}`);
   }
@@ -113,10 +117,11 @@ export function resolveParams(
   if (s.remasking != null) {
     if (model.maskId === null) throw bad('remasking', `model ${model.name} (${model.family}) has no [MASK] state to remask into`, 'unsupported_parameter');
     const r = s.remasking;
-    if (r.t_on !== undefined && r.t_off !== undefined && r.t_off > r.t_on) {
-      throw bad('remasking.t_off', 'must not exceed t_on (time runs from 1 down to 0)');
+    if (r.t_on !== undefined && r.t_off !== undefined && r.t_off >= r.t_on) {
+      throw bad('remasking.t_off', 'must be below t_on (time runs from 1 down to 0)');
     }
-    remasking = { schedule: r.schedule, eta: r.eta, tOn: r.t_on, tOff: r.t_off };
+    if (sampler !== 'remdm') throw bad('remasking', `applies to sampler 'remdm', not '${sampler}'`, 'unsupported_parameter');
+    remasking = { schedule: r.schedule, eta: r.eta, tOn: r.t_on, tOff: r.t_off, alphaOn: r.alpha_on };
   }
 
   const ignoreEos = s.ignore_eos ?? d.ignoreEos;

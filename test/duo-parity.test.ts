@@ -1,6 +1,8 @@
 // The exported Duo and LDDM-M graphs through onnxruntime-node match PyTorch on the same inputs
 // (dlm.parity_uniform writes them): sigma and latent_in are read, latent_out comes back, and a
-// padded row equals that row run alone.
+// padded row equals that row run alone; with fp32 weights and with the fp16 weight storage
+// the shipped models use. DLM_UNIFORM_PARITY adds dlm.parity_uniform arguments, e.g.
+// `--duo-run .work/runs/duo --lddm-run .work/runs/lddm` to check trained runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -30,13 +32,21 @@ function read(path: string, int: boolean): BigInt64Array | Float32Array {
   return int ? new BigInt64Array(buf) : new Float32Array(buf);
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'dlm-uniform-parity-'));
-const made = spawnSync('/usr/bin/python3', ['-m', 'dlm.parity_uniform', '--out', dir], { cwd: join(REPO, 'models'), encoding: 'utf8' });
-const index = made.status === 0 ? (JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as Record<'duo' | 'lddm', Entry>) : null;
+const extra = (process.env.DLM_UNIFORM_PARITY ?? '').split(/\s+/).filter((a) => a !== '').map((a) => (a.startsWith('-') ? a : resolve(a)));
+const dirs: string[] = [];
 
-async function check(family: 'duo' | 'lddm'): Promise<Record<string, Float32Array>[]> {
-  assert.ok(index, `dlm.parity_uniform failed: ${made.stderr}`);
+function makeCases(fp16: boolean): { dir: string; index: Record<'duo' | 'lddm', Entry> } {
+  const dir = mkdtempSync(join(tmpdir(), 'dlm-uniform-parity-'));
+  dirs.push(dir);
+  const made = spawnSync('/usr/bin/python3', ['-m', 'dlm.parity_uniform', '--out', dir, ...(fp16 ? ['--fp16-weights'] : []), ...extra], { cwd: join(REPO, 'models'), encoding: 'utf8' });
+  assert.equal(made.status, 0, `dlm.parity_uniform failed: ${made.stderr}`);
+  return { dir, index: JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as Record<'duo' | 'lddm', Entry> };
+}
+
+async function check(family: 'duo' | 'lddm', fp16: boolean): Promise<{ all: Record<string, Float32Array>[]; widths: Record<string, number> }> {
+  const { dir, index } = makeCases(fp16);
   const e = index[family];
+  const widths: Record<string, number> = {};
   const s = await ort.InferenceSession.create(e.graph, { intraOpNumThreads: 1 });
   assert.deepEqual(s.inputNames, e.inputs);
   assert.deepEqual(s.outputNames, e.outputs);
@@ -55,6 +65,7 @@ async function check(family: 'duo' | 'lddm'): Promise<Record<string, Float32Arra
       const data = got[n]!.data as Float32Array;
       assert.deepEqual(got[n]!.dims, c.shapes[n]);
       const width = c.shapes[n]![2]!;
+      widths[n] = width;
       let worst = 0;
       for (let i = 0; i < want.length; i++) {
         if (mask[Math.floor(i / width)] === 0n) continue; // padded query rows are never read
@@ -67,7 +78,7 @@ async function check(family: 'duo' | 'lddm'): Promise<Record<string, Float32Arra
     all.push(outs);
   }
   await s.release();
-  return all;
+  return { all, widths };
 }
 
 function paddedRowMatches(all: Record<string, Float32Array>[], name: string, width: number): void {
@@ -78,15 +89,18 @@ function paddedRowMatches(all: Record<string, Float32Array>[], name: string, wid
   }
 }
 
-test(`Duo graph (tokens, attention_mask, sigma -> logits) matches PyTorch within ${TOL}`, async () => {
-  const all = await check('duo');
-  paddedRowMatches(all, 'logits', 61);
-});
+for (const fp16 of [false, true]) {
+  const how = fp16 ? 'fp16 weights' : 'fp32';
+  test(`Duo graph (tokens, attention_mask, sigma -> logits) matches PyTorch within ${TOL} (${how})`, async () => {
+    const { all, widths } = await check('duo', fp16);
+    paddedRowMatches(all, 'logits', widths.logits!);
+  });
 
-test(`LDDM-M graph (latent_in -> logits, latent_out) matches PyTorch within ${TOL}`, async () => {
-  const all = await check('lddm');
-  paddedRowMatches(all, 'logits', 61);
-  paddedRowMatches(all, 'latent_out', 32);
-});
+  test(`LDDM-M graph (latent_in -> logits, latent_out) matches PyTorch within ${TOL} (${how})`, async () => {
+    const { all, widths } = await check('lddm', fp16);
+    paddedRowMatches(all, 'logits', widths.logits!);
+    paddedRowMatches(all, 'latent_out', widths.latent_out!);
+  });
+}
 
-test.after(() => rmSync(dir, { recursive: true, force: true }));
+test.after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });

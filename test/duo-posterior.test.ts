@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { duoPosterior, duoTimeGrid, logLinearAlpha, sampleCategorical, x0Distribution } from '../engine/samplers/duo-posterior.js';
+import { duoDraw, duoPosterior, duoTimeGrid, logLinearAlpha, sampleCategorical, x0Distribution } from '../engine/samplers/duo-posterior.js';
 import { duoPlan, duoPrior, duoStep } from '../engine/samplers/duo.js';
 
 /** Small seeded generator for the tests' own randomness (mulberry32). */
@@ -223,4 +223,46 @@ test('the Duo prior is uniform over the vocabulary', () => {
   const c = duoPrior(20000, V, rngOf(3));
   for (const x of c) counts[x]!++;
   for (const k of counts) assert.ok(Math.abs(k / 20000 - 0.1) < 0.012);
+});
+
+test('a posterior draw (duoDraw, the mixture form) has exactly duoPosterior\'s distribution', () => {
+  const rng = rngOf(5);
+  const V = 7;
+  const N = 200_000;
+  for (const [alphaS, alphaT] of [[0.6, 0.3], [1, 0.2], [0.999, 0.998], [0.05, 0.001]] as const) {
+    for (let trial = 0; trial < 3; trial++) {
+      const p = randomDist(V, rng);
+      const xt = Math.floor(rng() * V);
+      const want = duoPosterior(p, xt, alphaS, alphaT);
+      // u on a fine even grid: each token's share of the grid is its probability, to 1/N.
+      const got = new Array<number>(V).fill(0);
+      for (let i = 0; i < N; i++) got[duoDraw(p, xt, alphaS, alphaT, (i + 0.5) / N)]!++;
+      for (let j = 0; j < V; j++) assert.ok(Math.abs(got[j]! / N - want[j]!) <= 3 / N, `alpha ${alphaS}/${alphaT} token ${j}: ${got[j]! / N} vs ${want[j]}`);
+    }
+  }
+});
+
+test('nucleus and top-k cut equal a full sort (ties by id) on random, flat and tied distributions', () => {
+  const rng = rngOf(11);
+  for (let trial = 0; trial < 300; trial++) {
+    const V = 1 + Math.floor(rng() * 300);
+    const kind = trial % 3;
+    // Random logits; flat ones; or few distinct values (many ties at the cut).
+    const logits = Float32Array.from({ length: V }, () => (kind === 0 ? rng() * 8 : kind === 1 ? rng() * 0.01 : Math.floor(rng() * 4)));
+    const topP = [0.1, 0.5, 0.9, 0.95, 0.999, 1][trial % 6]!;
+    const topK = [0, 1, 2, 5, 50, V][Math.floor(rng() * 6)]!;
+    const full = x0Distribution(logits, 0, V, { temperature: 1, topP: 1, topK: 0 });
+    const order = Array.from({ length: V }, (_, j) => j).sort((a, b) => full[b]! - full[a]! || a - b);
+    const k = topK > 0 && topK < V ? topK : V;
+    let kept = 0;
+    let mass = 0;
+    while (kept < k && (kept === 0 || mass < topP)) mass += full[order[kept++]!]!;
+    const want = new Float64Array(V);
+    for (const j of order.slice(0, kept)) want[j] = full[j]! / mass;
+    const got = x0Distribution(logits, 0, V, { temperature: 1, topP, topK });
+    for (let j = 0; j < V; j++) {
+      assert.equal(got[j] === 0, want[j] === 0, `trial ${trial} (V ${V}, top_p ${topP}, top_k ${topK}): token ${j} kept differs`);
+      assert.ok(Math.abs(got[j]! - want[j]!) < 1e-12);
+    }
+  }
 });

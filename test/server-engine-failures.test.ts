@@ -41,8 +41,9 @@ test('a full engine queue is a 429 queue_full with Retry-After, and the requests
 });
 
 test('an engine that dies mid-request fails that request with engine_crashed; the server serves the next', async () => {
-  // 1024 steps: still running when it is killed, even on an idle machine.
-  const pending = fetch(`${s.base}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...long, steps: 1024, seed: 3 }) });
+  // 1000 steps: a network call each, so the request is still decoding when the kill comes,
+  // however idle the machine (64 tokens in 32 steps could finish inside the 150 ms).
+  const pending = fetch(`${s.base}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...long, steps: 1000, seed: 3 }) });
   await new Promise((r) => setTimeout(r, 150));
   // The engine is our child process (node engine/main.js); kill it as a crash would.
   const children = execFileSync('pgrep', ['-P', String(process.pid), '-f', 'engine/main.js']).toString().trim().split('\n');

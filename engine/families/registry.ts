@@ -5,22 +5,35 @@
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Sequence, SequenceSink } from '../sequence.js';
+import { bd3lmFamily } from './bd3lm-family.js';
+import { e2d2Family } from './e2d2-family.js';
+import { asarmFamily } from './asarm-family.js';
+import { duoFamily } from './duo-family.js';
 import { mdlmFamily } from './mdlm-family.js';
+import { withRemasking } from './remdm-family.js';
 
 export interface FamilyContext {
   manifest: Manifest;
   /** Counts tokens as they commit (the engine's totals), then forwards to the server. */
   sink: SequenceSink;
+  /** Bytes the family's cache pool may hold (EngineOptions.cacheBudgetBytes). */
+  cacheBudgetBytes?: number;
 }
 
 export interface Family {
   /** Throws EngineRequestError for settings this model cannot take. */
   validate(params: GenerationParams, manifest: Manifest): void;
   create(id: number, prompt: number[], params: GenerationParams, ctx: FamilyContext): Sequence;
+  /** Families with a cache pool: its size and budget (engine stats, /metrics). */
+  cache?(manifest: Manifest, budgetBytes?: number): { bytes: number; budgetBytes: number };
 }
 
 const FAMILIES: Record<string, Family> = {
-  mdlm: mdlmFamily,
+  mdlm: withRemasking(mdlmFamily),
+  duo: duoFamily,
+  bd3lm: bd3lmFamily,
+  e2d2: e2d2Family,
+  asarm: asarmFamily,
 };
 
 export function familyOf(manifest: Manifest): Family | null {

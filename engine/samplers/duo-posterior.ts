@@ -49,19 +49,20 @@ export type Excluded = number | null;
  * Writes into `out` (length V) and returns it.
  */
 export function x0Distribution(
-  logits: ArrayLike<number>,
+  logits: Float32Array,
   off: number,
   V: number,
   opt: X0Options,
   out = new Float64Array(V),
   exclude: Excluded = null,
 ): Float64Array {
+  // A typed view of the row keeps the loops monomorphic (this runs V times per position per step).
+  const row = logits.subarray(off, off + V);
   let best = 0;
   let max = -Infinity;
   for (let j = 0; j < V; j++) {
-    if (j === exclude) continue;
-    const l = logits[off + j]!;
-    if (l > max) {
+    const l = row[j]!;
+    if (l > max && j !== exclude) {
       max = l;
       best = j;
     }
@@ -74,48 +75,97 @@ export function x0Distribution(
   const invT = 1 / opt.temperature;
   let sum = 0;
   for (let j = 0; j < V; j++) {
-    const e = j === exclude ? 0 : Math.exp((logits[off + j]! - max) * invT);
+    const e = j === exclude ? 0 : Math.exp((row[j]! - max) * invT);
     out[j] = e;
     sum += e;
   }
-  for (let j = 0; j < V; j++) out[j]! /= sum;
+  const inv = 1 / sum;
+  for (let j = 0; j < V; j++) out[j]! *= inv;
   const k = opt.topK > 0 && opt.topK < V ? opt.topK : V;
   if (k < V || opt.topP < 1) truncate(out, k, opt.topP);
   return out;
 }
 
+// Scratch for truncate's selection, grown on demand (one engine thread, no reentrancy).
+let scratch = new Float64Array(0);
+
+/**
+ * Where the cut of the descending order of `a` falls: `kept` is the smallest n >= 1 whose
+ * top-n mass reaches topP, or k, or all; `thr` is the n-th largest value and `above` how many
+ * values are strictly larger. Quickselect with a three-way partition (expected O(V); a flat
+ * distribution that keeps most of the vocabulary is the common case for a small model, where
+ * sorting dominated the step). Reorders `a`.
+ */
+function nucleusCut(a: Float64Array, k: number, topP: number): { thr: number; kept: number; above: number } {
+  let lo = 0;
+  let hi = a.length;
+  let mass = 0; // of the values already kept, each larger than everything in [lo, hi)
+  let count = 0;
+  for (;;) {
+    const pivot = a[lo + ((hi - lo) >> 1)]!;
+    // [lo, lt): > pivot, [lt, gt]: == pivot, (gt, hi): < pivot.
+    let lt = lo;
+    let i = lo;
+    let gt = hi - 1;
+    while (i <= gt) {
+      const v = a[i]!;
+      if (v > pivot) {
+        a[i] = a[lt]!;
+        a[lt] = v;
+        lt++;
+        i++;
+      } else if (v < pivot) {
+        a[i] = a[gt]!;
+        a[gt] = v;
+        gt--;
+      } else {
+        i++;
+      }
+    }
+    let massG = 0;
+    for (let j = lo; j < lt; j++) massG += a[j]!;
+    const nG = lt - lo;
+    if (nG > 0 && (mass + massG >= topP || count + nG >= k)) {
+      hi = lt; // the cut falls among the larger values
+      continue;
+    }
+    const nE = gt - lt + 1;
+    let m = 0;
+    let mE = mass + massG;
+    while (m < nE) {
+      mE += pivot;
+      m++;
+      if (mE >= topP || count + nG + m >= k) break;
+    }
+    if (m < nE || mE >= topP || count + nG + m >= k || gt + 1 === hi) {
+      return { thr: pivot, kept: count + nG + m, above: count + nG };
+    }
+    mass = mE;
+    count += nG + nE;
+    lo = gt + 1;
+  }
+}
+
 /**
  * Keep the k most likely tokens, then the smallest prefix of them whose mass reaches topP
  * (the most likely token always stays), and renormalise. Ties at the cut are broken by
- * token id so the result does not depend on the sort's stability. Sorting all V entries at
- * every position of every step would dominate a step's cost, so only the tokens above a
- * threshold are sorted, lowering it until they must contain the cut.
+ * token id (lower ids stay), so the result does not depend on how the cut was found.
  */
 function truncate(p: Float64Array, k: number, topP: number): void {
-  let pmax = 0;
-  for (let j = 0; j < p.length; j++) if (p[j]! > pmax) pmax = p[j]!;
-  let cand: number[] = [];
-  for (let tau = pmax / 16; ; tau /= 16) {
-    cand = [];
-    let mass = 0;
-    for (let j = 0; j < p.length; j++) {
-      if (p[j]! >= tau) {
-        cand.push(j);
-        mass += p[j]!;
-      }
-    }
-    if (cand.length >= k || mass >= topP || tau === 0) break;
-    if (tau < 1e-300) tau = 0;
+  const V = p.length;
+  if (scratch.length < V) scratch = new Float64Array(V);
+  const a = scratch.subarray(0, V);
+  a.set(p);
+  const { thr, kept, above } = nucleusCut(a, k, topP);
+  let tiesLeft = kept - above;
+  let total = 0;
+  for (let j = 0; j < V; j++) {
+    const v = p[j]!;
+    if (v > thr || (v === thr && tiesLeft-- > 0)) total += v;
+    else p[j] = 0;
   }
-  cand.sort((a, b) => p[b]! - p[a]! || a - b);
-  let kept = 0;
-  let mass = 0;
-  while (kept < cand.length && kept < k && (kept === 0 || mass < topP)) {
-    mass += p[cand[kept]!]!;
-    kept++;
-  }
-  const keep = new Set(cand.slice(0, kept));
-  for (let j = 0; j < p.length; j++) p[j] = keep.has(j) ? p[j]! / mass : 0;
+  const inv = 1 / total;
+  for (let j = 0; j < V; j++) p[j]! *= inv;
 }
 
 /**
@@ -137,6 +187,23 @@ export function duoPosterior(p: Float64Array, xt: number, alphaS: number, alphaT
   for (let j = 0; j < V; j++) out[j] = (dAlpha * p[j]! + floor) / denom;
   out[xt]! += (alphaT * V * p[xt]! + (alphaTS - alphaT)) / denom;
   return out;
+}
+
+/**
+ * One draw from duoPosterior(p, xt, alphaS, alphaT) without building it: the posterior is a
+ * mixture of p itself (mass (alpha_s - alpha_t)/denom), the uniform floor (V floor/denom) and
+ * a point mass on x_t (the rest), so `u` picks the component and only the p part needs a scan.
+ */
+export function duoDraw(p: Float64Array, xt: number, alphaS: number, alphaT: number, u: number): number {
+  const V = p.length;
+  const alphaTS = alphaT / alphaS;
+  const floor = ((1 - alphaTS) * (1 - alphaS)) / V;
+  const denom = alphaT * V * p[xt]! + (1 - alphaT);
+  const fromP = (alphaS - alphaT) / denom;
+  if (u < fromP) return sampleCategorical(p, Math.min(u / fromP, 1 - Number.EPSILON));
+  const fromFloor = (V * floor) / denom;
+  if (u < fromP + fromFloor) return Math.min(V - 1, Math.floor(((u - fromP) / fromFloor) * V));
+  return xt;
 }
 
 /** Inverse-CDF draw from a distribution that sums to one (float rounding goes to the last non-zero entry). */

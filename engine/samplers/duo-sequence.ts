@@ -1,43 +1,38 @@
-// Sequences of the uniform-noise and remasking samplers as the scheduler drives them: each
-// says what its next network call needs (its row: tokens, sigma, latent) and consumes its row
-// of the result. The scheduler batches rows of many sequences into one call; nothing here
-// knows about batches, sessions or other sequences.
-import type { GenerationParams } from '../protocol.js';
+// Sequences of the uniform-noise (Duo) and remasking (ReMDM, LDDM) samplers as the scheduler
+// drives them. Each says what its next network call needs (its row: tokens, sigma as a
+// per-row scalar, the carried latent as a per-row [L, D] input) and consumes its row of the
+// result (the canvas logits, and latent_out when it carries a latent). Nothing here knows
+// about batches or other sequences. Duo and ReMDM may change any canvas token until the
+// window's last step, so a window's tokens commit together when it ends.
 import { SequenceLatent } from '../loopholing.js';
+import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
+import { Rng } from '../rng.js';
+import type { RowTensor } from '../row-tensor.js';
+import type { Next, Sequence, SequenceSink } from '../sequence.js';
 import { DecodeWindow } from './duo-window.js';
 import { duoPlan, duoPrior, duoStep, isDuoSampler } from './duo.js';
 import type { Uniform01, X0Options } from './duo-posterior.js';
 import { remdmPlan, resolveRemasking } from './remdm-schedule.js';
 import { remdmStep } from './remdm.js';
 
-export interface RowCall {
-  tokens: number[];
-  /** The network's time input, for time-conditioned graphs. */
-  sigma: number;
-  /** The carried latent (loopholing models), already sized to the row. */
-  latent: SequenceLatent | null;
-}
-
-export interface ModelShape {
+/** What these sequences need to know of the model (from its manifest). */
+export interface WindowedModel {
   vocabSize: number;
   maxLength: number;
   /** noise.eps of the manifest. */
   eps: number;
   maskId: number | null;
+  eosId: number | null;
   /** loopholing.latent_dim, or null. */
   latentDim: number | null;
+  /** Whether the denoiser graph takes sigma (fed only then). */
+  readsSigma: boolean;
 }
 
-/** What a step reports back: tokens that became final, and the canvas (for `step` messages). */
-export interface StepOutcome {
-  committed: number[];
-  canvas: Int32Array;
-  /** Absolute position of canvas[0] among the generated tokens. */
-  offset: number;
-}
-
-abstract class WindowedSequence {
-  nfe = 0;
+abstract class WindowedSequence implements Sequence {
+  finishReason: FinishReason | null = null;
+  private nfe = 0;
+  private stepCount = 0;
   protected readonly window: DecodeWindow;
   protected canvas: Int32Array = new Int32Array(0);
   protected context: number[] = [];
@@ -45,55 +40,99 @@ abstract class WindowedSequence {
   // Opened on first use: subclasses' fields are not initialised yet inside this constructor.
   private opened = false;
   protected readonly x0: X0Options;
+  protected readonly rng: Uniform01;
+  /** The carried latent of a loopholing model, one [D] vector per row position. */
   readonly latent: SequenceLatent | null;
 
   constructor(
-    protected readonly model: ModelShape,
-    prompt: number[],
+    readonly id: number,
+    private readonly prompt: readonly number[],
     protected readonly params: GenerationParams,
-    protected readonly rng: Uniform01,
+    protected readonly model: WindowedModel,
+    private readonly sink: SequenceSink,
   ) {
-    this.window = new DecodeWindow(prompt, {
+    const stops = params.ignoreEos ? [] : [...params.stopTokenIds];
+    if (!params.ignoreEos && model.eosId !== null && !stops.includes(model.eosId)) stops.push(model.eosId);
+    // With no prompt, start where the training stream starts a document: right after [EOS].
+    const lead = prompt.length === 0 && model.eosId !== null ? [model.eosId] : [];
+    this.window = new DecodeWindow([...lead, ...prompt], {
       maxLength: model.maxLength,
       maxTokens: params.maxTokens,
-      blockSize: params.blockSize,
-      stopTokenIds: params.stopTokenIds,
+      ...(params.blockSize !== undefined ? { blockSize: params.blockSize } : {}),
+      stopTokenIds: stops,
       ignoreEos: params.ignoreEos,
     });
+    const gen = new Rng(params.seed);
+    this.rng = () => gen.next();
     this.x0 = { temperature: params.temperature, topP: params.topP, topK: params.topK };
     this.latent = model.latentDim ? new SequenceLatent(model.latentDim, 0) : null;
   }
 
-  get finish(): 'stop' | 'length' | null {
-    return this.window.finish;
-  }
-
-  /** The row for the next call, or null when finished. */
-  next(): RowCall | null {
+  next(): Next {
+    if (this.finishReason) return { kind: 'done' };
     if (!this.opened) {
       this.opened = true;
       this.openWindow();
     }
-    if (this.window.finish) return null;
-    return { tokens: [...this.context, ...this.canvas], sigma: this.sigma(), latent: this.latent };
+    if (this.window.finish) {
+      this.finishReason = this.window.finish;
+      return { kind: 'done' };
+    }
+    const inputs: Record<string, RowTensor> = {};
+    if (this.model.readsSigma) inputs.sigma = { type: 'float32', data: Float32Array.of(this.sigma()), dims: [] };
+    if (this.latent) inputs.latent_in = { type: 'float32', data: this.latent.data, dims: [this.latent.length, this.latent.dim] };
+    return {
+      kind: 'call',
+      call: {
+        role: 'denoiser',
+        tokens: [...this.context, ...this.canvas],
+        outputStart: this.context.length,
+        outputLength: this.canvas.length,
+        inputs,
+        ...(this.latent ? { outputs: ['latent_out'] } : {}),
+      },
+    };
   }
 
-  /** Consume this row's logits ([row length, V]; latent_out already unpacked into `latent`). */
-  consume(logits: Float32Array): StepOutcome {
+  consume(logits: Float32Array, extra?: Record<string, RowTensor>): void {
     this.nfe++;
-    const offset = this.window.committed.length;
-    const last = this.advance(logits);
+    if (this.latent) {
+      const out = extra?.latent_out;
+      if (!out || out.dims[out.dims.length - 1] !== this.latent.dim) {
+        throw new Error(`the denoiser returned no latent_out of width ${this.latent.dim}`);
+      }
+      // The row's slice is padded to the batch's longest row; its own positions come first.
+      this.latent.data.set((out.data as Float32Array).subarray(0, this.latent.length * this.latent.dim));
+    }
+    const last = this.denoise(logits);
     this.step++;
-    const canvas = this.canvas.slice();
-    const committed = last ? this.window.commit(this.canvas) : [];
-    if (last && !this.window.finish) this.openWindow();
-    return { committed, canvas, offset };
+    this.stepCount++;
+    if (this.params.streamSteps) this.sink.step(this.stepCount, this.window.committed.length, Array.from(this.canvas));
+    if (!last) return;
+    const committed = this.window.commit(this.canvas);
+    if (committed.length > 0) this.sink.commit(committed);
+    if (this.window.finish) this.finishReason = this.window.finish;
+    else this.openWindow();
   }
 
+  /** These samplers always call the network: sigma (or the latent) changes every step. */
+  advance(): void {
+    throw new Error(`sequence ${this.id} has no local steps`);
+  }
+
+  stop(reason: FinishReason): void {
+    if (!this.finishReason) this.finishReason = reason;
+  }
+
+  usage(): Usage {
+    return { promptTokens: this.prompt.length, completionTokens: this.window.committed.length, nfe: this.nfe, cachedTokens: 0 };
+  }
+
+  /** The network's time input for the next call. */
   protected abstract sigma(): number;
   protected abstract initCanvas(length: number): Int32Array;
-  /** Run the sampler step on this row; true when the window's last step was taken. */
-  protected abstract advance(logits: Float32Array): boolean;
+  /** Run the sampler step on the canvas logits ([canvas, V]); true when the window's last step was taken. */
+  protected abstract denoise(logits: Float32Array): boolean;
 
   private openWindow(): void {
     const w = this.window.open();
@@ -118,11 +157,11 @@ export class DuoSequence extends WindowedSequence {
     return duoPrior(length, this.model.vocabSize, this.rng);
   }
 
-  protected advance(logits: Float32Array): boolean {
+  protected denoise(logits: Float32Array): boolean {
     const sampler = this.params.sampler;
     if (!isDuoSampler(sampler)) throw new Error(`DuoSequence cannot run sampler '${sampler}'`);
     const plan = duoPlan(this.step, this.params.steps, this.model.eps);
-    duoStep({ sampler, plan, logits, canvasStart: this.context.length, V: this.model.vocabSize, canvas: this.canvas, x0: this.x0, rng: this.rng });
+    duoStep({ sampler, plan, logits, canvasStart: 0, V: this.model.vocabSize, canvas: this.canvas, x0: this.x0, rng: this.rng });
     return plan.final;
   }
 }
@@ -145,13 +184,13 @@ export class RemdmSequence extends WindowedSequence {
     return new Int32Array(length).fill(this.model.maskId);
   }
 
-  protected advance(logits: Float32Array): boolean {
+  protected denoise(logits: Float32Array): boolean {
     const plan = remdmPlan(this.step, this.params.steps, this.model.eps, this.remasking);
     remdmStep({
       plan,
       eta: this.remasking.eta,
       logits,
-      canvasStart: this.context.length,
+      canvasStart: 0,
       V: this.model.vocabSize,
       maskId: this.model.maskId!,
       canvas: this.canvas,

@@ -6,10 +6,9 @@
 // tail that the Duo paper uses for few-step sampling).
 import {
   argmax,
-  duoPosterior,
+  duoDraw,
   duoTimeGrid,
   logLinearAlpha,
-  sampleCategorical,
   sigmaOfAlpha,
   x0Distribution,
   type Uniform01,
@@ -72,7 +71,6 @@ export interface DuoStepInput {
 export function duoStep(inp: DuoStepInput): number {
   const { plan, logits, canvasStart, V, canvas, rng } = inp;
   const p = new Float64Array(V);
-  const q = new Float64Array(V);
   let changed = 0;
   for (let i = 0; i < canvas.length; i++) {
     const off = (canvasStart + i) * V;
@@ -81,8 +79,7 @@ export function duoStep(inp: DuoStepInput): number {
       next = argmax(logits, off, V);
     } else {
       x0Distribution(logits, off, V, inp.x0, p);
-      duoPosterior(p, canvas[i]!, plan.alphaS, plan.alphaT, q);
-      next = sampleCategorical(q, rng());
+      next = duoDraw(p, canvas[i]!, plan.alphaS, plan.alphaT, rng());
     }
     if (next !== canvas[i]) changed++;
     canvas[i] = next;

@@ -80,15 +80,24 @@ export function remdmStep(inp: RemdmStepInput): number {
   const { plan, logits, canvasStart, V, maskId, canvas, conf, rng } = inp;
   const weights = plan.byConfidence ? confidenceWeights(conf) : null;
   const p = new Float64Array(V);
-  const q = new Float64Array(V);
   let changed = 0;
   for (let i = 0; i < canvas.length; i++) {
     const zt = canvas[i]!;
     const sigma = weights ? Math.min(plan.sigmaMax, inp.eta * weights[i]! * plan.sigmaMax) : plan.sigma;
-    // Decoded tokens only need sigma: SUBS copies them, so their x0 is a point mass.
-    if (zt === maskId) x0Distribution(logits, (canvasStart + i) * V, V, inp.x0, p, maskId);
-    remdmPosterior(p, zt, maskId, plan.alphaS, plan.alphaT, sigma, q);
-    const zs = sampleCategorical(q, rng());
+    // One draw per position from remdmPosterior's distribution, without building it: a
+    // decoded token goes back to [MASK] with sigma (SUBS copies it, so its x0 is a point
+    // mass); a masked one decodes with total mass `decode` whatever p is (p sums to one), so
+    // the denoiser's distribution is computed only for the positions that decode.
+    const u = rng();
+    let zs: number;
+    if (zt !== maskId) {
+      zs = u < sigma ? maskId : zt;
+    } else {
+      const decode = (plan.alphaS - (1 - sigma) * plan.alphaT) / (1 - plan.alphaT);
+      if (!(u < decode)) continue;
+      x0Distribution(logits, (canvasStart + i) * V, V, inp.x0, p, maskId);
+      zs = sampleCategorical(p, Math.min(u / decode, 1 - Number.EPSILON));
+    }
     if (zs === zt) continue;
     changed++;
     canvas[i] = zs;

@@ -93,8 +93,10 @@ def manifest(family: str, name: str, cfg: DiTConfig, n_params: int, inputs: list
         'special_tokens': special, 'time_conditioning': False,
         'noise': {'type': 'masked', 'schedule': 'loglinear', 'eps': eps},
         'loopholing': {'latent_dim': cfg.d_model},
-        # No ddpm_cache: the latent changes every step even when the tokens do not.
-        'samplers': [s for s in mf.MDLM_SAMPLERS if s != 'ddpm_cache'] + ['remdm'],
+        # Only samplers that carry the latent through every step (engine/families/remdm-family.ts):
+        # no ddpm_cache (the latent changes even when the tokens do not), no one-token-per-call
+        # or confidence samplers.
+        'samplers': ['ddpm', 'remdm'],
         'defaults': {'sampler': 'ddpm', 'steps': 64, 'temperature': 1.0, 'top_p': 1.0, 'top_k': 0},
     }
 

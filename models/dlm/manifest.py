@@ -4,7 +4,8 @@ import os
 
 FORMAT = 'dlm-serve.model/1'
 
-MDLM_SAMPLERS = ['ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold']
+# remdm: ReMDM's remasking schedules (engine/families/remdm-family.ts), which need no retraining.
+MDLM_SAMPLERS = ['ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold', 'remdm']
 
 
 def special_ids(tokenizer_json: dict) -> dict:

@@ -1,12 +1,14 @@
 """Parity cases for the Duo and LDDM graphs (test/duo-parity.test.ts reads them).
 
-  python -m dlm.parity_uniform --out DIR
+  python -m dlm.parity_uniform --out DIR [--fp16-weights] [--duo-run RUN] [--lddm-run RUN]
 
 Builds small random Duo and LDDM-M models (every zero-initialised weight made random, the
 latent LayerNorm included, so every path carries signal), exports them with
 dlm.export_uniform, and writes inputs and PyTorch outputs as raw little-endian files plus
 cases.json. Cases cover several batch sizes and lengths and a padded batch whose padded row
-must equal that row run alone.
+must equal that row run alone. --duo-run / --lddm-run check a trained run (dlm.train's
+ema.pt) instead of a random model; --fp16-weights stores the weights as the shipped models
+do, and the PyTorch side uses the same fp16-rounded weights.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import numpy as np
 import torch
 
 from .dit import DiTConfig
-from .export_uniform import export_graph, graph_of
+from .export import fp16_initializers
+from .export_uniform import export_graph, graph_of, load
 from .uniform_train import build
 
 
@@ -53,11 +56,17 @@ def cases(family: str, vocab: int, dim: int, seed: int = 1):
     return out
 
 
-def write(family: str, out_dir: str) -> dict:
-    model = random_model(family)
+def write(family: str, out_dir: str, run: str | None = None, fp16: bool = False) -> dict:
+    model = load(run)[1] if run else random_model(family)
     cfg = model.cfg if family == 'duo' else model.backbone.cfg
     graph_path = os.path.join(out_dir, f'{family}.onnx')
     inputs, outputs = export_graph(family, model, cfg, graph_path)
+    if fp16:  # compare against the same fp16-rounded weights that the file stores
+        fp16_initializers(graph_path)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.numel() >= 1024:
+                    p.copy_(p.half().float())
     graph = graph_of(family, model)[0].eval()
     entry = {'graph': os.path.abspath(graph_path), 'inputs': inputs, 'outputs': outputs, 'cases': []}
     for i, args in enumerate(cases(family, cfg.vocab_size, cfg.d_model)):
@@ -78,9 +87,13 @@ def write(family: str, out_dir: str) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--out', required=True)
+    ap.add_argument('--fp16-weights', action='store_true')
+    ap.add_argument('--duo-run', default=None, help='a trained Duo run (ema.pt) instead of a random model')
+    ap.add_argument('--lddm-run', default=None, help='a trained LDDM run (ema.pt) instead of a random model')
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
-    index = {f: write(f, a.out) for f in ('duo', 'lddm')}
+    runs = {'duo': a.duo_run, 'lddm': a.lddm_run}
+    index = {f: write(f, a.out, runs[f], a.fp16_weights) for f in ('duo', 'lddm')}
     with open(os.path.join(a.out, 'cases.json'), 'w') as f:
         json.dump(index, f)
     print(json.dumps({'out': a.out}))

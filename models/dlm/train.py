@@ -18,12 +18,18 @@ from tqdm import tqdm
 
 from .dit import DiT, DiTConfig, causal_bias, count_params
 from .mdlm import ar_loss, mdlm_loss
+from .bd3lm import bd3lm_loss
 from . import uniform_train
+from . import e2d2, uniform_train
 
 PRESETS = {
     # name: (d_model, n_layers, n_heads, cond_dim, seq_len, batch)
     'test': dict(d_model=32, n_layers=1, n_heads=2, cond_dim=16, seq_len=32, batch=8),
     'tiny': dict(d_model=64, n_layers=2, n_heads=4, cond_dim=32, seq_len=128, batch=16),
+    # The CPU-trained shipped Duo / LDDM models (6 minutes on 2 shared cores): ~1.5M parameters.
+    'cpu': dict(d_model=128, n_layers=2, n_heads=4, cond_dim=64, seq_len=128, batch=16),
+    # BD3-LM / E2D2 models trained on this 2-core CPU in ~6 minutes (d_model 128, 3 layers).
+    'cpu-block': dict(d_model=128, n_layers=3, n_heads=4, cond_dim=64, seq_len=128, batch=8),
     'small': dict(d_model=256, n_layers=4, n_heads=4, cond_dim=128, seq_len=256, batch=32),
     # For an H100 and ~8 minutes on ~2.7M tokens (~100 epochs, hence dropout): 15.5M parameters,
     # a 31 MB file with fp16 weights (the default must stay under 40 MB).
@@ -88,6 +94,13 @@ def compute_loss(a, model, x0, gen, mask_id):
         return uniform_train.loss(a, model, x0, gen, mask_id)
     if a.family == 'ar':
         return ar_loss(model, x0)
+    if a.family == 'bd3lm':
+        # Each step trains one of the block sizes the model will be served with.
+        bs = a.block_sizes[int(torch.randint(len(a.block_sizes), (1,), generator=gen))]
+        return bd3lm_loss(model, x0, mask_id, gen, bs, eps=a.eps, t_min=a.t_min, t_max=a.t_max,
+                          weighting=a.loss_weighting)
+    if a.family in e2d2.FAMILIES:
+        return e2d2.loss(a, model, x0, gen, mask_id)
     return mdlm_loss(model, x0, mask_id, gen, eps=a.eps, t_min=a.t_min, t_max=a.t_max,
                      weighting=a.loss_weighting)
 
@@ -108,6 +121,10 @@ def validate(a, model, val: TokenStream, mask_id, device):
                 nelbo = uniform_train.val_nelbo(a, model, x0, gen, mask_id)
             elif a.family == 'ar':
                 _, nelbo = ar_loss(model, x0)
+            elif a.family == 'bd3lm':  # the unclipped bound, at the first (served default) size
+                _, nelbo = bd3lm_loss(model, x0, mask_id, gen, a.block_sizes[0], eps=a.eps)
+            elif a.family in e2d2.FAMILIES:
+                nelbo = e2d2.val_nelbo(a, model, x0, gen, mask_id)
             else:
                 _, nelbo = mdlm_loss(model, x0, mask_id, gen, eps=a.eps)
             total += float(nelbo) * len(x0)
@@ -118,7 +135,7 @@ def validate(a, model, val: TokenStream, mask_id, device):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--family', choices=['mdlm', 'ar', *uniform_train.FAMILIES], default='mdlm')
+    ap.add_argument('--family', choices=['mdlm', 'ar', 'bd3lm', *uniform_train.FAMILIES, *e2d2.FAMILIES], default='mdlm')
     ap.add_argument('--preset', choices=sorted(PRESETS), default='tiny')
     ap.add_argument('--data', default=None, help='folder with train.bin, val.bin, tokenizer.json')
     ap.add_argument('--out', required=True)
@@ -135,11 +152,14 @@ def main(argv=None):
     ap.add_argument('--t-max', type=float, default=1.0)
     ap.add_argument('--loss-weighting', choices=['elbo', 'unweighted'], default='elbo')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--block-sizes', default='4', help='bd3lm: comma-separated block sizes trained (first = default)')
     ap.add_argument('--curriculum-steps', type=int, default=0, help="duo: Gaussian curriculum for the first N steps")
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--eval-every', type=int, default=500)
     ap.add_argument('--val-windows', type=int, default=512, help='validation windows (x4 noise draws)')
+    e2d2.add_args(ap)
     a = ap.parse_args(argv)
+    a.block_sizes = [int(x) for x in str(a.block_sizes).split(',') if x]
 
     from .corpus import REPO
     data = a.data or os.path.join(REPO, '.work', 'tok')
@@ -157,9 +177,11 @@ def main(argv=None):
     rng = np.random.default_rng(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
     if a.device == 'cpu':
-        torch.set_num_threads(os.cpu_count() or 1)
+        # DLM_THREADS: fewer threads when several runs share the cores (oversubscribed OpenMP
+        # threads spin against each other and slow every run down many times over).
+        torch.set_num_threads(int(os.environ.get('DLM_THREADS', 0)) or os.cpu_count() or 1)
     device = torch.device(a.device)
-    model = build(a.family, cfg).to(device)
+    model = (e2d2.build(cfg, a) if a.family in e2d2.FAMILIES else build(a.family, cfg)).to(device)
     ema = copy.deepcopy(model).eval()
     for q in ema.parameters():
         q.requires_grad_(False)
@@ -233,6 +255,10 @@ def main(argv=None):
         'val_ppl' + ('' if a.family == 'ar' else '_bound'): round(math.exp(min(v, 50)), 2),
         'train_tokens_in_corpus': int(len(train.ids)), 'history': history,
     }
+    if a.family == 'bd3lm':
+        results['block_sizes'] = a.block_sizes
+    if a.family in e2d2.FAMILIES:
+        results.update(e2d2.results_extra(a))
     with open(os.path.join(a.out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     print(json.dumps({k: results[k] for k in ('family', 'params', 'steps', 'wall_seconds')} |

@@ -20,15 +20,18 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function startEngineForTests(): Promise<Engine> {
-  return startEngine({ modelDir: TEST_MODEL_DIR, device: 'cpu', threads: 1 });
+export async function startEngineForTests(modelDir = TEST_MODEL_DIR): Promise<Engine> {
+  return startEngine({ modelDir, device: 'cpu', threads: 1 });
 }
 
-/** A server on a free loopback port; pass `engine` to share one engine between servers. */
-export async function serve(opts: { engine?: Engine; apiKeys?: string[]; limits?: Partial<Limits> } = {}): Promise<Served> {
-  const dir = loadModelDir(TEST_MODEL_DIR);
+/**
+ * A server on a free loopback port; pass `engine` to share one engine between servers, and
+ * `modelDir` to serve another model than the tiny test model.
+ */
+export async function serve(opts: { engine?: Engine; apiKeys?: string[]; limits?: Partial<Limits>; modelDir?: string } = {}): Promise<Served> {
+  const dir = loadModelDir(opts.modelDir ?? TEST_MODEL_DIR);
   const ownEngine = opts.engine === undefined;
-  const engine = opts.engine ?? (await startEngineForTests());
+  const engine = opts.engine ?? (await startEngineForTests(dir.dir));
   const tokenizer = TextTokenizer.fromFile(dir.tokenizerPath);
   const server = await createServer({
     engine,

@@ -1,0 +1,95 @@
+// Runs sequences of a family in-process through the real scheduler and ONNX Runtime sessions,
+// with family options the server never sets (E2D2's recompute baseline). For tests and
+// benchmarks that compare two ways of decoding the same model in one process.
+import * as ort from 'onnxruntime-node';
+import { openDeviceSession } from '../device-session.js';
+import { loadModelDir, type ModelDir } from '../manifest.js';
+import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
+import type { BatchTensor } from '../row-tensor.js';
+import { Scheduler, type Runner } from '../scheduler.js';
+import type { Sequence } from '../sequence.js';
+import type { Family } from './registry.js';
+
+export interface DirectResult {
+  tokens: number[];
+  usage: Usage;
+  finishReason: FinishReason | null;
+  /** Commits as they streamed (one array per commit). */
+  chunks: number[][];
+}
+
+export class DirectRunner {
+  private constructor(readonly dir: ModelDir, private readonly sessions: Map<string, ort.InferenceSession>) {}
+
+  static async open(modelDir: string, threads?: number): Promise<DirectRunner> {
+    const dir = loadModelDir(modelDir);
+    const sessions = new Map<string, ort.InferenceSession>();
+    for (const [role, path] of Object.entries(dir.graphPaths)) {
+      sessions.set(role, await openDeviceSession(path, 'cpu', threads !== undefined ? { threads } : {}));
+    }
+    return new DirectRunner(dir, sessions);
+  }
+
+  private runner(): Runner {
+    const m = this.dir.manifest;
+    return {
+      vocabSize: m.vocab_size,
+      run: async (role, feeds, outputs) => {
+        const session = this.sessions.get(role);
+        if (!session) throw new Error(`no '${role}' graph`);
+        const ortFeeds: Record<string, ort.Tensor> = {};
+        for (const name of session.inputNames) {
+          const f = feeds[name];
+          if (!f) throw new Error(`graph '${role}' needs input '${name}'`);
+          ortFeeds[name] = new ort.Tensor(f.type, f.data, f.dims);
+        }
+        const first = m.graphs[role]!.outputs[0]!;
+        const out = await session.run(ortFeeds, [first, ...outputs]);
+        const result: Record<string, BatchTensor> = {};
+        for (const [name, alias] of [[first, 'logits'], ...outputs.map((o) => [o, o])] as [string, string][]) {
+          const t = out[name]!;
+          result[alias] = { type: t.type === 'int64' ? 'int64' : 'float32', data: t.data as Float32Array, dims: [...t.dims] };
+        }
+        return result;
+      },
+    };
+  }
+
+  /**
+   * Runs the prompts together (batched by the scheduler up to maxBatch) to completion;
+   * onCommit sees every commit as it streams (time to first block, for benchmarks).
+   */
+  async run(family: Family, prompts: number[][], params: GenerationParams | GenerationParams[], maxBatch = 16,
+    onCommit?: (index: number, tokens: number[]) => void): Promise<DirectResult[]> {
+    const m = this.dir.manifest;
+    const results: DirectResult[] = prompts.map(() => ({ tokens: [], usage: { promptTokens: 0, completionTokens: 0, nfe: 0, cachedTokens: 0 }, finishReason: null, chunks: [] }));
+    const seqs: Sequence[] = prompts.map((p, i) => {
+      const ps = Array.isArray(params) ? params[i]! : params;
+      family.validate(ps, m);
+      return family.create(i, p, ps, {
+        manifest: m,
+        sink: { commit: (t) => { results[i]!.tokens.push(...t); results[i]!.chunks.push(t); onCommit?.(i, t); }, step: () => {} },
+      });
+    });
+    const failures: unknown[] = [];
+    let left = seqs.length;
+    let finished!: () => void;
+    const done = new Promise<void>((r) => { finished = r; });
+    const scheduler = new Scheduler(this.runner(), {
+      finished: (s) => { results[s.id]!.usage = s.usage(); results[s.id]!.finishReason = s.finishReason; if (--left === 0) finished(); },
+      failed: (_s, err) => { failures.push(err); },
+      call: () => {},
+    }, maxBatch, seqs.length);
+    for (const s of seqs) scheduler.submit(s);
+    const loop = scheduler.loop();
+    await done;
+    scheduler.close();
+    await loop;
+    if (failures.length > 0) throw failures[0];
+    return results;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) await s.release();
+  }
+}

@@ -1,0 +1,55 @@
+// E2D2 as a registered family: settings checks and the sequence it builds.
+import { EngineRequestError } from '../errors.js';
+import type { Manifest } from '../manifest.js';
+import type { GenerationParams } from '../protocol.js';
+import { isMaskedSampler } from '../samplers/masked.js';
+import type { Family } from './registry.js';
+import { E2d2Sequence, type E2d2Model, type E2d2Options } from './e2d2.js';
+
+function layers(m: Manifest, key: 'encoder_layers' | 'decoder_layers'): number {
+  const n = m.architecture[key];
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+    throw new EngineRequestError('unsupported_model', `model ${m.name}: architecture.${key} must be a positive integer for family e2d2`);
+  }
+  return n;
+}
+
+export function e2d2Model(m: Manifest): E2d2Model {
+  return {
+    vocabSize: m.vocab_size,
+    maxLength: m.max_length,
+    maskId: m.special_tokens.mask!,
+    eosId: m.special_tokens.eos,
+    eps: m.noise?.eps ?? 1e-3,
+    encLayers: layers(m, 'encoder_layers'),
+    decLayers: layers(m, 'decoder_layers'),
+    nHeads: m.architecture.n_heads,
+    headDim: m.architecture.head_dim,
+  };
+}
+
+export function blockSizeOf(params: GenerationParams, m: Manifest): number {
+  return params.blockSize ?? m.block?.size ?? 4;
+}
+
+/** The family; `opts` exists for the recompute baseline (tests, benchmarks). */
+export function makeE2d2Family(opts: E2d2Options = {}): Family {
+  return {
+    validate(params: GenerationParams, m: Manifest): void {
+      if (!isMaskedSampler(params.sampler)) {
+        throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (${m.samplers.join(', ')})`, 'sampler');
+      }
+      const sizes = m.block?.sizes ?? [];
+      const bs = blockSizeOf(params, m);
+      if (!sizes.includes(bs)) {
+        throw new EngineRequestError('invalid_request', `block_size ${bs} is not one of this model's block sizes (${sizes.join(', ')})`, 'block_size');
+      }
+      e2d2Model(m);
+    },
+    create(id, prompt, params, { manifest, sink }) {
+      return new E2d2Sequence(id, prompt, params, blockSizeOf(params, manifest), e2d2Model(manifest), sink, opts);
+    },
+  };
+}
+
+export const e2d2Family: Family = makeE2d2Family();

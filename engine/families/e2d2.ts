@@ -1,0 +1,250 @@
+// E2D2 decoding: left to right, one block at a time, with the work split between two graphs.
+// The encoder reads clean tokens once: the prompt's whole blocks in one call (block-causal
+// inside it), then each finished block. Its state goes into the sequence's E2d2Cache. Every
+// denoising step of a block runs only the light decoder over the block's few tokens against
+// that cached context. The prompt's remainder opens the first block as clean tokens; the rest of
+// a block starts [MASK] and is denoised by a masked sampler in `steps` steps, streamed as soon
+// as it is final, then encoded. The window is the model's length: the oldest blocks leave the
+// cache as new ones come in.
+//
+// With `recompute` the sequence keeps no encoder state: before every decoder step it encodes its
+// whole context again in one call. Same tokens for the same seed (within the window), many more
+// encoder FLOPs: the baseline the cache is measured against.
+import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
+import { Rng } from '../rng.js';
+import type { RowTensor } from '../row-tensor.js';
+import {
+  confidenceThresholdStep, confidenceTopkStep, ddpmStep, firstHittingStep, maskedCount,
+  type MaskedSampler, type MaskedStep,
+} from '../samplers/masked.js';
+import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
+import { E2d2Cache, positionSlice, type E2d2Shape, type PastTensors } from './e2d2-cache.js';
+
+export interface E2d2Model extends E2d2Shape {
+  vocabSize: number;
+  maxLength: number;
+  maskId: number;
+  eosId: number | null;
+  eps: number;
+}
+
+export interface E2d2Options {
+  /** Re-encode the whole context before every decoder step instead of caching it. */
+  recompute?: boolean;
+}
+
+type Phase = 'prefill' | 'denoise' | 'encode' | 'commit';
+
+export class E2d2Sequence implements Sequence {
+  private readonly rng: Rng;
+  private readonly stops: Set<number>;
+  private readonly generated: number[] = [];
+  private readonly cache: E2d2Cache;
+  private readonly noPast: PastTensors;
+  private readonly recompute: boolean;
+  /** Clean tokens in the window, oldest first, and the absolute position of the first. */
+  private context: number[] = [];
+  private contextStart = 0;
+  /** Prompt tokens the prefill call encodes (whole blocks inside the window). */
+  private prefill: number[] = [];
+  private phase: Phase = 'denoise';
+  private canvas = new Int32Array(0);
+  private lead = 0; // clean prompt tokens at the head of the current block
+  private blockStart = 0;
+  private step = 0;
+  private steps = 0;
+  private stepCount = 0;
+  private nfe = 0;
+  /** ddpm_cache: the block's last logits, reused while a step changes no token. */
+  private lastLogits: Float32Array | null = null;
+  private dirty = true;
+  finishReason: FinishReason | null = null;
+
+  constructor(
+    readonly id: number,
+    private readonly prompt: number[],
+    private readonly params: GenerationParams,
+    private readonly blockSize: number,
+    private readonly model: E2d2Model,
+    private readonly sink: SequenceSink,
+    opts: E2d2Options = {},
+  ) {
+    this.rng = new Rng(params.seed);
+    this.recompute = opts.recompute ?? false;
+    this.cache = new E2d2Cache(model);
+    this.noPast = new E2d2Cache(model).pastTensors();
+    this.stops = new Set(params.ignoreEos ? [] : params.stopTokenIds);
+    if (!params.ignoreEos && model.eosId !== null) this.stops.add(model.eosId);
+    // With no prompt, start where the training stream starts a document: right after [EOS].
+    const all = prompt.length === 0 && model.eosId !== null ? [model.eosId] : prompt;
+    const whole = Math.floor(all.length / blockSize);
+    const first = Math.max(0, whole - this.windowBlocks());
+    this.context = all.slice(first * blockSize, whole * blockSize);
+    this.contextStart = first * blockSize;
+    this.prefill = this.recompute ? [] : this.context.slice();
+    this.openBlock(all.slice(whole * blockSize), whole * blockSize);
+    this.phase = this.prefill.length > 0 ? 'prefill' : this.firstPhase();
+  }
+
+  /** Committed blocks that fit beside the current one in the model's length. */
+  private windowBlocks(): number {
+    return Math.max(0, Math.floor((this.model.maxLength - this.blockSize) / this.blockSize));
+  }
+
+  private firstPhase(): Phase {
+    return this.recompute && this.context.length > 0 ? 'encode' : 'denoise';
+  }
+
+  private get sampler(): MaskedSampler {
+    return this.params.sampler as MaskedSampler;
+  }
+
+  private openBlock(head: number[], start: number): void {
+    this.canvas = new Int32Array(this.blockSize).fill(this.model.maskId);
+    this.canvas.set(head);
+    this.lead = head.length;
+    this.blockStart = start;
+    this.step = 0;
+    this.lastLogits = null;
+    this.dirty = true;
+    const m = this.blockSize - head.length;
+    this.steps = this.sampler === 'first_hitting' ? m : this.sampler.startsWith('confidence') ? Math.min(this.params.steps, m) : this.params.steps;
+  }
+
+  next(): Next {
+    if (this.finishReason) return { kind: 'done' };
+    // Same canvas, same context: the network would return the same logits.
+    if (this.phase === 'denoise' && this.sampler === 'ddpm_cache' && !this.dirty && this.lastLogits) return { kind: 'local' };
+    switch (this.phase) {
+      case 'prefill': return { kind: 'call', call: this.encoderCall(this.prefill, this.contextStart) };
+      case 'encode': return { kind: 'call', call: this.encoderCall(this.context, this.contextStart) };
+      case 'commit': return { kind: 'call', call: this.encoderCall(Array.from(this.canvas), this.blockStart) };
+      case 'denoise': return { kind: 'call', call: this.decoderCall() };
+    }
+  }
+
+  private positions(start: number, n: number): RowTensor {
+    return { type: 'int64', data: BigInt64Array.from({ length: n }, (_, i) => BigInt(start + i)), dims: [n] };
+  }
+
+  private encoderCall(tokens: number[], start: number): RowCall {
+    // The recompute baseline encodes its whole context from scratch, against no past.
+    const past = this.phase === 'encode' ? this.noPast : this.cache.pastTensors();
+    return {
+      role: 'encoder', tokens, outputStart: 0, outputLength: 0,
+      inputs: {
+        positions: this.positions(start, tokens.length),
+        block_size: { type: 'int64', data: BigInt64Array.of(BigInt(this.blockSize)), dims: [] },
+        past_keys: past.keys, past_values: past.values, past_mask: past.mask,
+      },
+      outputs: ['present_keys', 'present_values', 'present_context_keys', 'present_context_values'],
+    };
+  }
+
+  private decoderCall(): RowCall {
+    const ctx = this.cache.contextTensors();
+    return {
+      role: 'decoder', tokens: Array.from(this.canvas), outputStart: 0, outputLength: this.canvas.length,
+      inputs: {
+        positions: this.positions(this.blockStart, this.canvas.length),
+        context_keys: ctx.keys, context_values: ctx.values, context_mask: ctx.mask,
+      },
+    };
+  }
+
+  consume(logits: Float32Array, extra?: Record<string, RowTensor>): void {
+    this.nfe++;
+    if (this.finishReason) return; // cancelled while the call ran
+    if (this.phase === 'denoise') { this.lastLogits = logits; this.denoise(logits); return; }
+    const n = this.phase === 'prefill' ? this.prefill.length : this.phase === 'encode' ? this.context.length : this.canvas.length;
+    const outs = ['present_keys', 'present_values', 'present_context_keys', 'present_context_values'].map((name) => {
+      const t = extra?.[name];
+      if (!t) throw new Error(`the encoder graph returned no ${name}`);
+      return t;
+    }) as [RowTensor, RowTensor, RowTensor, RowTensor];
+    if (this.phase === 'encode') this.cache.clear();
+    // One cache entry per block, so that the window drops blocks one at a time.
+    for (let a = 0; a < n; a += this.blockSize) {
+      const b = Math.min(n, a + this.blockSize);
+      const [ek, ev, ck, cv] = outs.map((t) => positionSlice(t, a, b)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+      this.cache.append({ length: b - a, encKeys: ek, encValues: ev, ctxKeys: ck, ctxValues: cv });
+    }
+    if (this.phase === 'commit') {
+      while (this.cache.blockCount > this.windowBlocks()) this.cache.dropOldest();
+      this.openBlock([], this.blockStart + this.blockSize);
+    }
+    this.prefill = [];
+    this.phase = 'denoise';
+  }
+
+  advance(): void {
+    if (!this.lastLogits) throw new Error('a local step with no logits to reuse');
+    this.denoise(this.lastLogits);
+  }
+
+  private denoise(logits: Float32Array): void {
+    const x: MaskedStep = {
+      canvas: this.canvas, maskId: this.model.maskId, logits, V: this.model.vocabSize,
+      shaping: { temperature: this.params.temperature, topK: this.params.topK, topP: this.params.topP },
+      rng: this.rng, step: this.step, steps: Math.max(this.steps, 1), eps: this.model.eps,
+    };
+    let changed: number;
+    switch (this.sampler) {
+      case 'ddpm':
+      case 'ddpm_cache': changed = ddpmStep(x); break;
+      case 'first_hitting': changed = firstHittingStep(x); break;
+      case 'confidence_topk': changed = confidenceTopkStep(x); break;
+      case 'confidence_threshold': changed = confidenceThresholdStep(x, this.params.confidenceThreshold ?? 0.9); break;
+      default: throw new Error(`sampler ${String(this.sampler)} is not a masked-diffusion sampler`);
+    }
+    this.dirty = changed > 0;
+    this.step++;
+    this.stepCount++;
+    if (this.params.streamSteps) this.sink.step(this.stepCount, this.generated.length, Array.from(this.canvas.subarray(this.lead)));
+    if (maskedCount(this.canvas, this.model.maskId) === 0) this.finishBlock();
+    else if (this.recompute && (this.dirty || this.sampler !== 'ddpm_cache')) this.phase = 'encode';
+  }
+
+  /** The block is final: stream it, stop if it says so, else encode it next. */
+  private finishBlock(): void {
+    const fresh: number[] = [];
+    let stopped = false;
+    for (const tok of this.canvas.subarray(this.lead)) {
+      if (this.stops.has(tok)) { stopped = true; break; }
+      if (this.generated.length + fresh.length >= this.params.maxTokens) break;
+      fresh.push(tok);
+    }
+    for (const t of fresh) this.generated.push(t);
+    if (fresh.length > 0) this.sink.commit(fresh);
+    if (stopped) { this.finish('stop'); return; }
+    if (this.generated.length >= this.params.maxTokens) { this.finish('length'); return; }
+    for (const t of this.canvas) this.context.push(t);
+    const over = this.context.length - this.windowBlocks() * this.blockSize;
+    if (over > 0) { this.context.splice(0, over); this.contextStart += over; }
+    if (this.recompute) {
+      this.openBlock([], this.blockStart + this.blockSize);
+      this.phase = 'encode';
+    } else {
+      this.phase = 'commit';
+    }
+  }
+
+  private finish(reason: FinishReason): void {
+    if (this.finishReason) return;
+    this.finishReason = reason;
+    this.cache.clear();
+  }
+
+  stop(reason: FinishReason): void {
+    this.finish(reason);
+  }
+
+  /** Encoder state held now (bytes), for tests and the cache-pool accounting to come. */
+  get cacheBytes(): number {
+    return this.cache.bytes;
+  }
+
+  usage(): Usage {
+    return { promptTokens: this.prompt.length, completionTokens: this.generated.length, nfe: this.nfe, cachedTokens: 0 };
+  }
+}

@@ -1,0 +1,60 @@
+"""Converts a published BD3-LM checkpoint in the Hugging Face layout
+(kuleshov-group/bd3lm-owt-block_size{4,8,16}: config.json + model.safetensors or
+pytorch_model.bin, the DiT's keys under `backbone.`, the same names as mdlm-owt) to a servable
+model directory with the `block` graph and the GPT-2 tokenizer. Users bring the files; nothing
+is downloaded.
+
+  python -m dlm.convert_bd3lm --checkpoint DIR --out models/zoo/bd3lm-owt-bs4 [--fp16-weights]
+"""
+import argparse
+import json
+import os
+
+from . import manifest as mf
+from .convert_mdlm import CheckpointError, checked_state_dict, config_from, load_state_dict
+from .dit import DiT, count_params
+from .export import fp16_initializers
+from .export_bd3lm import export_block_graph, manifest
+from .gpt2_tokenizer import build as gpt2_tokenizer
+
+
+def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
+    cfg, raw = config_from(ckpt_dir)
+    bs = raw.get('block_size')
+    if not isinstance(bs, int) or bs < 1 or cfg.max_length % bs:
+        raise CheckpointError(f'{ckpt_dir}/config.json: block_size {bs!r} is not a positive divisor of model_length {cfg.max_length}')
+    model = DiT(cfg)
+    model.load_state_dict(checked_state_dict(load_state_dict(ckpt_dir), model))
+    model.eval()
+    os.makedirs(out, exist_ok=True)
+    tok = gpt2_tokenizer()
+    if cfg.vocab_size != len(tok['model']['vocab']):
+        raise CheckpointError(f'config vocab_size {cfg.vocab_size} does not match GPT-2 + [MASK] ({len(tok["model"]["vocab"])})')
+    with open(os.path.join(out, 'tokenizer.json'), 'w', encoding='utf-8') as f:
+        json.dump(tok, f, ensure_ascii=False)
+    graph = os.path.join(out, 'block.onnx')
+    export_block_graph(model, graph)
+    if fp16:
+        fp16_initializers(graph)
+    man = manifest(name, cfg, count_params(model), tok, [bs], {},
+                   f'BD3-LM (block size {bs}) converted from {os.path.abspath(ckpt_dir)}')
+    # GPT-2's ids: one <|endoftext|> serves as BOS and EOS; [MASK] is the extra id 50257.
+    man['special_tokens'] = {'mask': 50257, 'eos': 50256, 'bos': 50256, 'pad': None}
+    man['provenance'] = {'converted_from': os.path.abspath(ckpt_dir), 'config': raw}
+    mf.write(out, man)
+    return model
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--checkpoint', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--name', default='bd3lm-owt')
+    ap.add_argument('--fp16-weights', action='store_true')
+    a = ap.parse_args(argv)
+    convert(a.checkpoint, a.out, a.name, a.fp16_weights)
+    print(json.dumps({'out': a.out}))
+
+
+if __name__ == '__main__':
+    main()
