@@ -62,7 +62,7 @@ const REQUESTS: { prompt: number[]; params: GenerationParams }[] = [
   { prompt: [9, 9, 9, 9, 9], params: base({ seed: 5, sampler: 'confidence_threshold', confidenceThreshold: 0.5, maxTokens: 20 }) },
   { prompt: [100, 200, 300], params: base({ seed: 6, temperature: 0.7, topK: 20, steps: 16 }) },
   { prompt: [1, 2, 3, 4], params: base({ seed: 7, topP: 0.9, maxTokens: 40, steps: 12 }) },
-  { prompt: [7], params: base({ seed: 8, remasking: { schedule: 'cap', eta: 0.2 }, steps: 16, maxTokens: 16 }) },
+  { prompt: [7], params: base({ seed: 8, sampler: 'remdm', remasking: { schedule: 'cap', eta: 0.2 }, steps: 16, maxTokens: 16 }) },
   // Longer than the model: the window slides, so this one changes length mid-run.
   { prompt: [3, 1], params: base({ seed: 9, sampler: 'confidence_topk', steps: 4, maxTokens: 150 }) },
   { prompt: [5, 6, 7], params: base({ seed: 1, maxTokens: 6, steps: 3 }) },
