@@ -5,20 +5,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { serveWithClient } from './helpers/openai.js';
 import type { Served } from './helpers/served.js';
-
-// The shared helper serves DLM_TEST_MODEL (read when it loads), so set it before loading it.
-process.env.DLM_TEST_MODEL = 'models/zoo/asarm-brown';
-const { serve } = await import('./helpers/served.js');
 
 let s: Served;
 let client: OpenAI;
 let model: string;
 
 before(async () => {
-  s = await serve();
-  model = s.engine.model.name;
-  client = new OpenAI({ baseURL: `${s.base}/v1`, apiKey: 'unused', maxRetries: 0 });
+  ({ s, client, model } = await serveWithClient({ modelDir: 'models/zoo/asarm-brown' }));
 });
 after(() => s.close());
 

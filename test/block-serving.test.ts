@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import WebSocket from 'ws';
 import { pino } from 'pino';
 import type { Engine } from '../engine/api.js';
@@ -14,6 +14,7 @@ import { loadModelDir } from '../engine/manifest.js';
 import { createServer, type RunningServer } from '../server/app.js';
 import { chatTemplateOf } from '../tokenizer/chat.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { openaiClient } from './helpers/openai.js';
 
 const MODEL = resolve(import.meta.dirname, '..', '..', 'models', 'zoo', 'bd3lm-brown');
 let engine: Engine;
@@ -29,7 +30,7 @@ before(async () => {
     log: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
   });
   base = `http://127.0.0.1:${server.port}`;
-  client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = openaiClient(base);
 });
 after(async () => { server.close(); await engine.close(); });
 

@@ -5,20 +5,10 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { duoPlan, duoPrior, duoStep, type DuoSampler } from '../engine/samplers/duo.js';
 import { argmax } from '../engine/samplers/duo-posterior.js';
+import { rngOf } from './helpers/seeded-rng.js';
 
 const FIX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'uniform');
 const V = 16;
-
-function rngOf(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function logitsOf(s: ort.InferenceSession, tokens: number[], sigma: number): Promise<Float32Array> {
   const L = tokens.length;

@@ -2,18 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { duoDraw, duoPosterior, duoTimeGrid, logLinearAlpha, sampleCategorical, x0Distribution } from '../engine/samplers/duo-posterior.js';
 import { duoPlan, duoPrior, duoStep } from '../engine/samplers/duo.js';
-
-/** Small seeded generator for the tests' own randomness (mulberry32). */
-function rngOf(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rngOf } from './helpers/seeded-rng.js';
 
 function randomDist(V: number, rng: () => number): Float64Array {
   const p = new Float64Array(V);

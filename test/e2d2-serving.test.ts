@@ -13,6 +13,7 @@ import { loadModelDir } from '../engine/manifest.js';
 import { createServer, type RunningServer } from '../server/app.js';
 import { chatTemplateOf } from '../tokenizer/chat.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { openaiClient } from './helpers/openai.js';
 
 const MODEL = join(fileURLToPath(new URL('../../', import.meta.url)), 'models', 'zoo', 'e2d2-brown');
 let engine: Engine;
@@ -26,7 +27,7 @@ before(async () => {
     engine, tokenizer: TextTokenizer.fromFile(dir.tokenizerPath), chatTemplate: chatTemplateOf(dir.manifest),
     log: pino({ level: 'silent' }), host: '127.0.0.1', port: 0,
   });
-  client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = openaiClient(`http://127.0.0.1:${server.port}`);
 });
 after(async () => { server.close(); await engine.close(); });
 

@@ -6,23 +6,13 @@ import * as ort from 'onnxruntime-node';
 import { SequenceLatent, mayReuseLogits, packLatents, unpackLatents, latentDim } from '../engine/loopholing.js';
 import { remdmPlan, resolveRemasking } from '../engine/samplers/remdm-schedule.js';
 import { remdmStep } from '../engine/samplers/remdm.js';
+import { rngOf } from './helpers/seeded-rng.js';
 
 // Runs from dist/test; the fixtures stay in the source tree (built by make_uniform_fixtures.py).
 const FIX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'uniform');
 const V = 16;
 const D = 8;
 const MASK = 15;
-
-function rngOf(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function session(name: string): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(join(FIX, name), { intraOpNumThreads: 1 });

@@ -2,16 +2,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { serve, waitIdle, type Served } from './helpers/served.js';
+import { serveWithClient } from './helpers/openai.js';
+import { waitIdle, type Served } from './helpers/served.js';
 
 let s: Served;
 let client: OpenAI;
 let model: string;
 
 before(async () => {
-  s = await serve();
-  model = s.engine.model.name;
-  client = new OpenAI({ baseURL: `${s.base}/v1`, apiKey: 'unused', maxRetries: 0 });
+  ({ s, client, model } = await serveWithClient());
 });
 after(() => s.close());
 

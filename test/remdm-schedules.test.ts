@@ -3,17 +3,7 @@ import assert from 'node:assert/strict';
 import { confidenceWeights, remdmPosterior, remdmStep } from '../engine/samplers/remdm.js';
 import { loopAlpha, remdmPlan, resolveRemasking, sigmaMax, REMASKING_SCHEDULES } from '../engine/samplers/remdm-schedule.js';
 import { x0Distribution } from '../engine/samplers/duo-posterior.js';
-
-function rngOf(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rngOf } from './helpers/seeded-rng.js';
 
 const MASK = 4;
 const V = 5;

@@ -8,6 +8,7 @@ import OpenAI from 'openai';
 import { startEngine } from '../engine/client.js';
 import type { Engine } from '../engine/api.js';
 import { serve, TEST_MODEL_DIR, waitIdle, type Served } from './helpers/served.js';
+import { openaiClient } from './helpers/openai.js';
 
 let engine: Engine;
 let s: Served;
@@ -16,7 +17,7 @@ before(async () => {
   // Room for two sequences in all: one decoding, one waiting.
   engine = await startEngine({ modelDir: TEST_MODEL_DIR, device: 'cpu', threads: 1, maxBatch: 1, maxQueue: 1 });
   s = await serve({ engine });
-  client = new OpenAI({ baseURL: `${s.base}/v1`, apiKey: 'unused', maxRetries: 0 });
+  client = openaiClient(s.base);
 });
 after(async () => {
   await s.close();

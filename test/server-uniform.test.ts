@@ -2,9 +2,10 @@
 // the official openai client (errors checked on the raw HTTP body, as a client sees them).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import WebSocket from 'ws';
 import { scrape, serve, waitIdle, type Served } from './helpers/served.js';
+import { openaiClient } from './helpers/openai.js';
 
 const DUO = 'models/zoo/duo-brown';
 const LDDM = 'models/zoo/lddm-brown';
@@ -22,7 +23,7 @@ before(async () => {
   const dirs = { duo: DUO, lddm: LDDM, mdlm: MDLM } as const;
   for (const [k, modelDir] of Object.entries(dirs) as [keyof typeof dirs, string][]) {
     const s = await serve({ modelDir });
-    servers[k] = { s, client: new OpenAI({ baseURL: `${s.base}/v1`, apiKey: 'unused', maxRetries: 0 }), model: s.engine.model.name };
+    servers[k] = { s, client: openaiClient(s.base), model: s.engine.model.name };
   }
 });
 after(async () => {

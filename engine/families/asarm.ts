@@ -13,6 +13,7 @@ import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import { AssdState, type AsarmRow } from '../samplers/assd.js';
 import type { Next, Sequence, SequenceSink } from '../sequence.js';
+import { stopTokens } from './stop-tokens.js';
 
 export interface AsarmModel {
   vocabSize: number;
@@ -46,8 +47,7 @@ export class AsarmSequence implements Sequence {
     private readonly sink: SequenceSink,
   ) {
     this.rng = new Rng(params.seed);
-    this.stops = new Set(params.ignoreEos ? [] : params.stopTokenIds);
-    if (!params.ignoreEos && model.eosId !== null) this.stops.add(model.eosId);
+    this.stops = stopTokens(params, model.eosId);
     this.holes = model.maskId === null ? [] : prompt.flatMap((t, i) => (t === model.maskId ? [i] : []));
     if (this.holes.length > 0) this.state = this.newState(prompt, this.holes);
     else this.openWindow();

@@ -4,8 +4,8 @@ import { BlockCache } from '../block-cache.js';
 import { EngineRequestError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
-import { isMaskedSampler } from '../samplers/masked.js';
 import { Bd3lmSequence, type BlockModel } from './bd3lm.js';
+import { maskedFields, requireMaskedSampler } from './masked-family.js';
 import type { Family } from './registry.js';
 
 export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
@@ -25,7 +25,7 @@ export function blockCacheOf(m: Manifest, budgetBytes = DEFAULT_CACHE_BYTES): Bl
 }
 
 export function blockModel(m: Manifest): BlockModel {
-  return { vocabSize: m.vocab_size, maxLength: m.max_length, maskId: m.special_tokens.mask!, eosId: m.special_tokens.eos, eps: m.noise?.eps ?? 1e-3 };
+  return maskedFields(m);
 }
 
 export function blockSizeOf(params: GenerationParams, m: Manifest): number {
@@ -34,9 +34,7 @@ export function blockSizeOf(params: GenerationParams, m: Manifest): number {
 
 export const bd3lmFamily: Family = {
   validate(params: GenerationParams, m: Manifest): void {
-    if (!isMaskedSampler(params.sampler)) {
-      throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (${m.samplers.join(', ')})`, 'sampler');
-    }
+    requireMaskedSampler(params, m);
     const sizes = m.block!.sizes;
     if (params.blockSize !== undefined && !sizes.includes(params.blockSize)) {
       throw new EngineRequestError('invalid_request', `block_size must be one of ${sizes.join(', ')} for ${m.name}`, 'block_size');

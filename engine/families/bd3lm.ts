@@ -9,11 +9,11 @@ import { blockHash, concatBlocks, takeBlock, type BlockCache, type CachedBlock }
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
-import {
-  confidenceThresholdStep, confidenceTopkStep, ddpmStep, firstHittingStep, maskedCount,
-  type MaskedSampler, type MaskedStep,
-} from '../samplers/masked.js';
+import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
 import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
+import { finalTokens, windowBlocks } from './block-window.js';
+import { maskedStep, plannedSteps } from './masked-step.js';
+import { stopTokens } from './stop-tokens.js';
 
 export interface BlockModel {
   vocabSize: number;
@@ -87,8 +87,7 @@ export class Bd3lmSequence implements Sequence {
     this.roles = opts.roles ?? BD3LM_ROLES;
     this.recompute = opts.recompute ?? false;
     this.rng = new Rng(params.seed);
-    this.stops = new Set(params.ignoreEos ? [] : params.stopTokenIds);
-    if (!params.ignoreEos && model.eosId !== null) this.stops.add(model.eosId);
+    this.stops = stopTokens(params, model.eosId);
     // With no prompt, start where the training stream starts a document: right after [EOS].
     const all = prompt.length === 0 && model.eosId !== null ? [model.eosId] : prompt;
     const whole = Math.floor(all.length / blockSize);
@@ -110,9 +109,8 @@ export class Bd3lmSequence implements Sequence {
     }
   }
 
-  /** Committed blocks that fit beside the current one in the model's length. */
   private windowBlocks(): number {
-    return Math.max(0, Math.floor((this.model.maxLength - this.blockSize) / this.blockSize));
+    return windowBlocks(this.model.maxLength, this.blockSize);
   }
 
   private get sampler(): MaskedSampler {
@@ -127,8 +125,7 @@ export class Bd3lmSequence implements Sequence {
     this.step = 0;
     this.unchanged = false;
     this.lastLogits = null;
-    const m = this.blockSize - head.length;
-    this.steps = this.sampler === 'first_hitting' ? m : this.sampler.startsWith('confidence') ? Math.min(this.params.steps, m) : this.params.steps;
+    this.steps = plannedSteps(this.params, this.blockSize - head.length);
   }
 
   next(): Next {
@@ -243,20 +240,7 @@ export class Bd3lmSequence implements Sequence {
   }
 
   private denoise(logits: Float32Array): void {
-    const x: MaskedStep = {
-      canvas: this.canvas, maskId: this.model.maskId, logits, V: this.model.vocabSize,
-      shaping: { temperature: this.params.temperature, topK: this.params.topK, topP: this.params.topP },
-      rng: this.rng, step: this.step, steps: Math.max(this.steps, 1), eps: this.model.eps,
-    };
-    let changed: number;
-    switch (this.sampler) {
-      case 'ddpm':
-      case 'ddpm_cache': changed = ddpmStep(x); break;
-      case 'first_hitting': changed = firstHittingStep(x); break;
-      case 'confidence_topk': changed = confidenceTopkStep(x); break;
-      case 'confidence_threshold': changed = confidenceThresholdStep(x, this.params.confidenceThreshold ?? 0.9); break;
-      default: throw new Error(`sampler ${String(this.sampler)} is not a masked-diffusion sampler`);
-    }
+    const changed = maskedStep(this.canvas, logits, this.step, Math.max(this.steps, 1), this.params, this.model, this.rng);
     // The block's logits depend only on its tokens and the fixed past: an unchanged block may
     // reuse them (ddpm_cache, as BD3-LM's sampler does); recompute mode never does.
     this.unchanged = this.sampler === 'ddpm_cache' && changed === 0 && !this.recompute;
@@ -269,13 +253,7 @@ export class Bd3lmSequence implements Sequence {
 
   /** The block is final: stream it, stop if it says so, else commit its keys/values next. */
   private finishBlock(): void {
-    const fresh: number[] = [];
-    let stopped = false;
-    for (const tok of this.canvas.subarray(this.lead)) {
-      if (this.stops.has(tok)) { stopped = true; break; }
-      if (this.generated.length + fresh.length >= this.params.maxTokens) break;
-      fresh.push(tok);
-    }
+    const { fresh, stopped } = finalTokens(this.canvas.subarray(this.lead), this.stops, this.params.maxTokens - this.generated.length);
     for (const t of fresh) this.generated.push(t);
     if (fresh.length > 0) this.sink.commit(fresh);
     if (stopped) this.finish('stop');

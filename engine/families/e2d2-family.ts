@@ -2,7 +2,7 @@
 import { EngineRequestError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
-import { isMaskedSampler } from '../samplers/masked.js';
+import { maskedFields, requireMaskedSampler } from './masked-family.js';
 import type { Family } from './registry.js';
 import { E2d2Sequence, type E2d2Model, type E2d2Options } from './e2d2.js';
 
@@ -16,11 +16,7 @@ function layers(m: Manifest, key: 'encoder_layers' | 'decoder_layers'): number {
 
 export function e2d2Model(m: Manifest): E2d2Model {
   return {
-    vocabSize: m.vocab_size,
-    maxLength: m.max_length,
-    maskId: m.special_tokens.mask!,
-    eosId: m.special_tokens.eos,
-    eps: m.noise?.eps ?? 1e-3,
+    ...maskedFields(m),
     encLayers: layers(m, 'encoder_layers'),
     decLayers: layers(m, 'decoder_layers'),
     nHeads: m.architecture.n_heads,
@@ -36,9 +32,7 @@ export function blockSizeOf(params: GenerationParams, m: Manifest): number {
 export function makeE2d2Family(opts: E2d2Options = {}): Family {
   return {
     validate(params: GenerationParams, m: Manifest): void {
-      if (!isMaskedSampler(params.sampler)) {
-        throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (${m.samplers.join(', ')})`, 'sampler');
-      }
+      requireMaskedSampler(params, m);
       const sizes = m.block?.sizes ?? [];
       const bs = blockSizeOf(params, m);
       if (!sizes.includes(bs)) {

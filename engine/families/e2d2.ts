@@ -13,11 +13,11 @@
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
-import {
-  confidenceThresholdStep, confidenceTopkStep, ddpmStep, firstHittingStep, maskedCount,
-  type MaskedSampler, type MaskedStep,
-} from '../samplers/masked.js';
+import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
 import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
+import { finalTokens, windowBlocks } from './block-window.js';
+import { maskedStep, plannedSteps } from './masked-step.js';
+import { stopTokens } from './stop-tokens.js';
 import { E2d2Cache, positionSlice, type E2d2Shape, type PastTensors } from './e2d2-cache.js';
 
 export interface E2d2Model extends E2d2Shape {
@@ -73,8 +73,7 @@ export class E2d2Sequence implements Sequence {
     this.recompute = opts.recompute ?? false;
     this.cache = new E2d2Cache(model);
     this.noPast = new E2d2Cache(model).pastTensors();
-    this.stops = new Set(params.ignoreEos ? [] : params.stopTokenIds);
-    if (!params.ignoreEos && model.eosId !== null) this.stops.add(model.eosId);
+    this.stops = stopTokens(params, model.eosId);
     // With no prompt, start where the training stream starts a document: right after [EOS].
     const all = prompt.length === 0 && model.eosId !== null ? [model.eosId] : prompt;
     const whole = Math.floor(all.length / blockSize);
@@ -86,9 +85,8 @@ export class E2d2Sequence implements Sequence {
     this.phase = this.prefill.length > 0 ? 'prefill' : this.firstPhase();
   }
 
-  /** Committed blocks that fit beside the current one in the model's length. */
   private windowBlocks(): number {
-    return Math.max(0, Math.floor((this.model.maxLength - this.blockSize) / this.blockSize));
+    return windowBlocks(this.model.maxLength, this.blockSize);
   }
 
   private firstPhase(): Phase {
@@ -107,8 +105,7 @@ export class E2d2Sequence implements Sequence {
     this.step = 0;
     this.lastLogits = null;
     this.dirty = true;
-    const m = this.blockSize - head.length;
-    this.steps = this.sampler === 'first_hitting' ? m : this.sampler.startsWith('confidence') ? Math.min(this.params.steps, m) : this.params.steps;
+    this.steps = plannedSteps(this.params, this.blockSize - head.length);
   }
 
   next(): Next {
@@ -183,20 +180,7 @@ export class E2d2Sequence implements Sequence {
   }
 
   private denoise(logits: Float32Array): void {
-    const x: MaskedStep = {
-      canvas: this.canvas, maskId: this.model.maskId, logits, V: this.model.vocabSize,
-      shaping: { temperature: this.params.temperature, topK: this.params.topK, topP: this.params.topP },
-      rng: this.rng, step: this.step, steps: Math.max(this.steps, 1), eps: this.model.eps,
-    };
-    let changed: number;
-    switch (this.sampler) {
-      case 'ddpm':
-      case 'ddpm_cache': changed = ddpmStep(x); break;
-      case 'first_hitting': changed = firstHittingStep(x); break;
-      case 'confidence_topk': changed = confidenceTopkStep(x); break;
-      case 'confidence_threshold': changed = confidenceThresholdStep(x, this.params.confidenceThreshold ?? 0.9); break;
-      default: throw new Error(`sampler ${String(this.sampler)} is not a masked-diffusion sampler`);
-    }
+    const changed = maskedStep(this.canvas, logits, this.step, Math.max(this.steps, 1), this.params, this.model, this.rng);
     this.dirty = changed > 0;
     this.step++;
     this.stepCount++;
@@ -207,13 +191,7 @@ export class E2d2Sequence implements Sequence {
 
   /** The block is final: stream it, stop if it says so, else encode it next. */
   private finishBlock(): void {
-    const fresh: number[] = [];
-    let stopped = false;
-    for (const tok of this.canvas.subarray(this.lead)) {
-      if (this.stops.has(tok)) { stopped = true; break; }
-      if (this.generated.length + fresh.length >= this.params.maxTokens) break;
-      fresh.push(tok);
-    }
+    const { fresh, stopped } = finalTokens(this.canvas.subarray(this.lead), this.stops, this.params.maxTokens - this.generated.length);
     for (const t of fresh) this.generated.push(t);
     if (fresh.length > 0) this.sink.commit(fresh);
     if (stopped) { this.finish('stop'); return; }

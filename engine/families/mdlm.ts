@@ -4,11 +4,10 @@
 // a stop token or maxTokens.
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
-import {
-  confidenceThresholdStep, confidenceTopkStep, ddpmStep, firstHittingStep, maskedCount,
-  type MaskedSampler, type MaskedStep,
-} from '../samplers/masked.js';
+import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
 import type { Next, Sequence, SequenceSink } from '../sequence.js';
+import { maskedStep, plannedSteps } from './masked-step.js';
+import { stopTokens } from './stop-tokens.js';
 
 export interface MaskedModel {
   vocabSize: number;
@@ -44,8 +43,7 @@ export class MdlmSequence implements Sequence {
     private readonly sink: SequenceSink,
   ) {
     this.rng = new Rng(params.seed);
-    this.stops = new Set(params.ignoreEos ? [] : params.stopTokenIds);
-    if (!params.ignoreEos && model.eosId !== null) this.stops.add(model.eosId);
+    this.stops = stopTokens(params, model.eosId);
     this.openWindow();
   }
 
@@ -68,9 +66,7 @@ export class MdlmSequence implements Sequence {
     this.windowStart = this.generated.length;
     this.committed = 0;
     this.step = 0;
-    // first_hitting decodes one token per call; the confidence samplers need no more calls than
-    // tokens; ddpm keeps the requested steps (its last step unmasks whatever is left).
-    this.steps = this.sampler === 'first_hitting' ? W : this.sampler.startsWith('confidence') ? Math.min(this.params.steps, W) : this.params.steps;
+    this.steps = plannedSteps(this.params, W);
     this.cached = null;
     this.dirty = true;
   }
@@ -93,20 +89,7 @@ export class MdlmSequence implements Sequence {
   }
 
   private denoise(logits: Float32Array): void {
-    const x: MaskedStep = {
-      canvas: this.canvas, maskId: this.model.maskId, logits, V: this.model.vocabSize,
-      shaping: { temperature: this.params.temperature, topK: this.params.topK, topP: this.params.topP },
-      rng: this.rng, step: this.step, steps: this.steps, eps: this.model.eps,
-    };
-    let changed: number;
-    switch (this.sampler) {
-      case 'ddpm':
-      case 'ddpm_cache': changed = ddpmStep(x); break;
-      case 'first_hitting': changed = firstHittingStep(x); break;
-      case 'confidence_topk': changed = confidenceTopkStep(x); break;
-      case 'confidence_threshold': changed = confidenceThresholdStep(x, this.params.confidenceThreshold ?? 0.9); break;
-      default: throw new Error(`sampler ${String(this.sampler)} is not a masked-diffusion sampler`);
-    }
+    const changed = maskedStep(this.canvas, logits, this.step, this.steps, this.params, this.model, this.rng);
     this.step++;
     this.stepCount++;
     this.dirty = changed > 0;

@@ -4,16 +4,14 @@ asarm.onnx (tokens, ranks, attention_mask -> logits; dynamic batch and length), 
   python -m dlm.asarm_export --run OUTDIR --tokenizer .work/tok/tokenizer.json \
       --out models/zoo/asarm-brown --name asarm-brown [--fp16-weights]
 """
-import argparse
 import json
 import os
-import shutil
 
 import torch
 
 from . import manifest as mf
 from .asarm import Asarm, AsarmConfig, count_params
-from .export import OPSET, fp16_initializers
+from .export import OPSET, export_parser, fp16_initializers, place_tokenizer, provenance
 
 INPUTS = ['tokens', 'ranks', 'attention_mask']
 
@@ -50,25 +48,17 @@ def manifest(name: str, cfg: AsarmConfig, n_params: int, tok: dict, res: dict, d
         'graphs': {'asarm': {'file': 'asarm.onnx', 'inputs': INPUTS, 'outputs': ['logits']}},
         'samplers': ['assd'],
         'defaults': {'sampler': 'assd', 'speculative_k': 5, 'max_tokens': 64, 'temperature': 1.0},
-        'provenance': {k: res.get(k) for k in ('preset', 'steps', 'tokens', 'wall_seconds', 'device',
-                                               'val_any_subset_nll', 'val_l2r_nll', 'val_l2r_ppl',
-                                               'params', 'seed') if k in res},
+        'provenance': provenance(res, ('preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_any_subset_nll',
+                                       'val_l2r_nll', 'val_l2r_ppl', 'params', 'seed')),
     }
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--run', required=True)
-    ap.add_argument('--tokenizer', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', required=True)
-    ap.add_argument('--fp16-weights', action='store_true')
+    ap = export_parser(__doc__)
     ap.add_argument('--description', default=None)
     a = ap.parse_args(argv)
     model, cfg, res = load_run(a.run)
-    os.makedirs(a.out, exist_ok=True)
-    tok = json.load(open(a.tokenizer))
-    shutil.copyfile(a.tokenizer, os.path.join(a.out, 'tokenizer.json'))
+    tok = place_tokenizer(a.tokenizer, a.out)
     graph = os.path.join(a.out, 'asarm.onnx')
     export_graph(model, graph)
     if a.fp16_weights:

@@ -17,7 +17,7 @@ import torch
 from . import manifest as mf
 from .asarm import Asarm, AsarmConfig, count_params
 from .asarm_export import INPUTS, export_graph, load_run
-from .export import fp16_initializers
+from .export import fp16_initializers, round_like_fp16_initializers, write_le
 
 
 def random_model(vocab, d_model, layers, heads, max_length, scale, seed=0) -> Asarm:
@@ -63,17 +63,14 @@ def cases(vocab: int, L: int, seed=1):
 
 def write_cases(model: Asarm, out_dir: str, fp16: bool):
     if fp16:  # compare against the same fp16-rounded weights the file stores
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.numel() >= 1024:
-                    p.copy_(p.half().float())
+        round_like_fp16_initializers(model)
     index = {'graph': os.path.abspath(os.path.join(out_dir, 'asarm.onnx')), 'cases': []}
     for i, (toks, ranks, mask) in enumerate(cases(model.cfg.vocab_size, getattr(model.cfg, 'max_length', 32))):
         with torch.no_grad():
             logits = model(toks, ranks, mask).numpy().astype(np.float32)
         for name, arr in (('tokens', toks.numpy().astype(np.int64)), ('ranks', ranks.numpy().astype(np.int64)),
                           ('attention_mask', mask.numpy().astype(np.int64)), ('logits', logits)):
-            arr.astype(arr.dtype.newbyteorder('<')).tofile(os.path.join(out_dir, f'case{i}.{name}.bin'))
+            write_le(os.path.join(out_dir, f'case{i}.{name}.bin'), arr)
         index['cases'].append({'name': f'case{i}', 'shape': list(toks.shape), 'logits_shape': list(logits.shape)})
     with open(os.path.join(out_dir, 'cases.json'), 'w') as f:
         json.dump(index, f)

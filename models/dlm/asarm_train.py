@@ -6,7 +6,6 @@ step itself differs (two-stream network, random orders), so it lives here. Write
 EMA weights), results.json, and ckpt.pt (for --resume; never shipped)."""
 import argparse
 import contextlib
-import copy
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from tqdm import tqdm
 
 from .asarm import Asarm, AsarmConfig, asarm_loss, count_params
 from .train import TokenStream, lr_at
+from .train_state import ema_copy, ema_update, load_checkpoint, save_checkpoint, save_ema_fp16
 
 PRESETS = {
     'test': dict(d_model=32, n_layers=1, n_heads=2, seq_len=32, batch=8),
@@ -86,9 +86,7 @@ def main(argv=None):
         torch.set_num_threads(os.cpu_count() or 1)
     device = torch.device(a.device)
     model = Asarm(cfg).to(device)
-    ema = copy.deepcopy(model).eval()
-    for q in ema.parameters():
-        q.requires_grad_(False)
+    ema = ema_copy(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     train = TokenStream(os.path.join(data, 'train.bin'), seq_len)
     val = TokenStream(os.path.join(data, 'val.bin'), seq_len)
@@ -96,11 +94,7 @@ def main(argv=None):
     ckpt_path = os.path.join(a.out, 'ckpt.pt')
     step, tokens_seen, wall = 0, 0, 0.0
     if a.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=device)
-        model.load_state_dict(ck['model'])
-        ema.load_state_dict(ck['ema'])
-        opt.load_state_dict(ck['opt'])
-        step, tokens_seen, wall = ck['step'], ck['tokens'], ck['wall']
+        step, tokens_seen, wall = load_checkpoint(ckpt_path, model, ema, opt, device)
         rng = np.random.default_rng(a.seed + step)
         gen.manual_seed(a.seed + step)
     budget_s = a.time_budget * 60 if a.time_budget else float('inf')
@@ -111,8 +105,7 @@ def main(argv=None):
     history = []
 
     def save_ckpt():
-        torch.save({'model': model.state_dict(), 'ema': ema.state_dict(), 'opt': opt.state_dict(),
-                    'step': step, 'tokens': tokens_seen, 'wall': time.time() - t0}, ckpt_path)
+        save_checkpoint(ckpt_path, model, ema, opt, step, tokens_seen, time.time() - t0)
 
     while step < total_steps and time.time() - t0 < budget_s:
         for g in opt.param_groups:
@@ -124,10 +117,7 @@ def main(argv=None):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            d = min(a.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+        ema_update(ema, model, a.ema, step)
         step += 1
         tokens_seen += x0.numel()
         elapsed = time.time() - t0
@@ -145,9 +135,7 @@ def main(argv=None):
     bar.close()
     wall = time.time() - t0
     v_as, v_lr = validate(ema, val, device, batch, a.val_windows)
-    sd = {k: t.detach().to('cpu', torch.float16 if t.is_floating_point() else t.dtype)
-          for k, t in ema.state_dict().items()}
-    torch.save(sd, os.path.join(a.out, 'ema.pt'))
+    save_ema_fp16(ema, a.out)
     save_ckpt()
     results = {
         'family': 'asarm', 'preset': a.preset, 'config': cfg.to_dict(), 'params': count_params(ema),

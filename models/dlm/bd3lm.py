@@ -14,10 +14,9 @@ Noise is drawn per block (one t per block, stratified over the batch), clipped t
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .dit import DiT, NEG
-from .mdlm import loglinear_sigma
+from .mdlm import loglinear_sigma, masked_nelbo
 
 
 def _block_ids(L: int, block_size: int, device=None) -> torch.Tensor:
@@ -73,17 +72,7 @@ def bd3lm_loss(model: DiT, x0: torch.Tensor, mask_id: int, generator: torch.Gene
     positions = torch.cat([pos, pos])[None].expand(B, 2 * L)
     logits = model(torch.cat([xt, x0], dim=1), attn_bias=vectorized_bias(L, block_size, x0.device),
                    positions=positions)[:, :L]
-    logits = logits.float()
-    logits[..., mask_id] = -1e9
-    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x0.reshape(-1), reduction='none').view(B, L)
-    dsigma = (1 - eps) / (1 - (1 - eps) * t)
-    w = dsigma / torch.expm1(sigma)
-    nelbo = (nll * masked * w).sum() / (B * L)
-    if weighting == 'elbo':
-        loss = nelbo
-    else:
-        loss = (nll * masked).sum() / masked.sum().clamp(min=1)
-    return loss, nelbo.detach()
+    return masked_nelbo(logits, x0, masked, t, sigma, eps, mask_id, weighting)
 
 
 class BlockDenoiser(torch.nn.Module):

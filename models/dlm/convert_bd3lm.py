@@ -11,11 +11,10 @@ import json
 import os
 
 from . import manifest as mf
-from .convert_mdlm import CheckpointError, checked_state_dict, config_from, load_state_dict
+from .convert_mdlm import CheckpointError, config_from, load_backbone, write_gpt2_tokenizer
 from .dit import DiT, count_params
 from .export import fp16_initializers
 from .export_bd3lm import export_block_graph, manifest
-from .gpt2_tokenizer import build as gpt2_tokenizer
 
 
 def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
@@ -23,15 +22,8 @@ def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
     bs = raw.get('block_size')
     if not isinstance(bs, int) or bs < 1 or cfg.max_length % bs:
         raise CheckpointError(f'{ckpt_dir}/config.json: block_size {bs!r} is not a positive divisor of model_length {cfg.max_length}')
-    model = DiT(cfg)
-    model.load_state_dict(checked_state_dict(load_state_dict(ckpt_dir), model))
-    model.eval()
-    os.makedirs(out, exist_ok=True)
-    tok = gpt2_tokenizer()
-    if cfg.vocab_size != len(tok['model']['vocab']):
-        raise CheckpointError(f'config vocab_size {cfg.vocab_size} does not match GPT-2 + [MASK] ({len(tok["model"]["vocab"])})')
-    with open(os.path.join(out, 'tokenizer.json'), 'w', encoding='utf-8') as f:
-        json.dump(tok, f, ensure_ascii=False)
+    model = load_backbone(ckpt_dir, cfg)
+    tok = write_gpt2_tokenizer(out, cfg.vocab_size)
     graph = os.path.join(out, 'block.onnx')
     export_block_graph(model, graph)
     if fp16:

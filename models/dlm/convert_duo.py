@@ -11,11 +11,10 @@ import json
 import os
 
 from . import manifest as mf
-from .convert_mdlm import CheckpointError, checked_state_dict, config_from, load_state_dict
+from .convert_mdlm import CheckpointError, config_from, load_backbone, write_gpt2_tokenizer
 from .dit import DiT, count_params
 from .export import fp16_initializers
 from .export_uniform import export_graph, manifest
-from .gpt2_tokenizer import build as gpt2_tokenizer
 
 
 def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
@@ -24,15 +23,8 @@ def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
         # Duo's sampler feeds sigma; a network trained without it is an MDLM checkpoint.
         raise CheckpointError(f'{ckpt_dir}/config.json: time_conditioning is false; a Duo checkpoint is '
                               'time-conditioned (convert an MDLM checkpoint with dlm.convert_mdlm)')
-    model = DiT(cfg)
-    model.load_state_dict(checked_state_dict(load_state_dict(ckpt_dir), model))
-    model.eval()
-    tok = gpt2_tokenizer()
-    if cfg.vocab_size != len(tok['model']['vocab']):
-        raise CheckpointError(f'config vocab_size {cfg.vocab_size} does not match GPT-2 + [MASK] ({len(tok["model"]["vocab"])})')
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, 'tokenizer.json'), 'w', encoding='utf-8') as f:
-        json.dump(tok, f, ensure_ascii=False)
+    model = load_backbone(ckpt_dir, cfg)
+    tok = write_gpt2_tokenizer(out, cfg.vocab_size)
     graph = os.path.join(out, 'denoiser.onnx')
     inputs, outputs = export_graph('duo', model, cfg, graph)
     if fp16:

@@ -94,17 +94,29 @@ def checked_state_dict(sd: dict, model: DiT, prefix='backbone.') -> dict:
     return {k: sd[k].float() for k in want}
 
 
-def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
-    cfg, raw = config_from(ckpt_dir)
+def load_backbone(ckpt_dir: str, cfg: DiTConfig) -> DiT:
+    """The checkpoint's DiT, its keys checked against ours, ready for export."""
     model = DiT(cfg)
     model.load_state_dict(checked_state_dict(load_state_dict(ckpt_dir), model))
-    model.eval()
-    os.makedirs(out, exist_ok=True)
+    return model.eval()
+
+
+def write_gpt2_tokenizer(out: str, vocab_size: int) -> dict:
+    """Writes GPT-2's tokenizer (with [MASK]) into the model directory `out`, created here,
+    after checking the checkpoint's vocabulary is that one; returns its JSON."""
     tok = gpt2_tokenizer()
-    if cfg.vocab_size != len(tok['model']['vocab']):
-        raise CheckpointError(f'config vocab_size {cfg.vocab_size} does not match GPT-2 + [MASK] ({len(tok["model"]["vocab"])})')
+    if vocab_size != len(tok['model']['vocab']):
+        raise CheckpointError(f'config vocab_size {vocab_size} does not match GPT-2 + [MASK] ({len(tok["model"]["vocab"])})')
+    os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, 'tokenizer.json'), 'w', encoding='utf-8') as f:
         json.dump(tok, f, ensure_ascii=False)
+    return tok
+
+
+def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
+    cfg, raw = config_from(ckpt_dir)
+    model = load_backbone(ckpt_dir, cfg)
+    write_gpt2_tokenizer(out, cfg.vocab_size)
     graph = os.path.join(out, 'denoiser.onnx')
     export_graph(MdlmDenoiser(model), graph)
     if fp16:

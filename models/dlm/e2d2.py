@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .dit import (NEG, DDiTBlock, DDiTFinalLayer, DiTConfig, EmbeddingLayer, Rotary,
                   TimestepEmbedder, apply_rotary, layer_norm, modulate)
-from .mdlm import loglinear_sigma
+from .mdlm import loglinear_sigma, masked_nelbo
 
 FAMILIES = ('e2d2',)
 
@@ -140,14 +140,7 @@ def e2d2_loss(model: E2D2, x0, mask_id: int, generator: torch.Generator, block_s
     if L % block_size:
         raise ValueError(f'sequence length {L} is not a multiple of block size {block_size}')
     xt, masked, t = block_noise(x0, mask_id, block_size, generator, eps, t_min, t_max, force)
-    logits = model(xt, x0, block_size).float()
-    logits[..., mask_id] = -1e9
-    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x0.reshape(-1), reduction='none').view(B, L)
-    sigma = loglinear_sigma(t, eps)
-    w = (1 - eps) / (1 - (1 - eps) * t) / torch.expm1(sigma)
-    nelbo = (nll * masked * w).sum() / (B * L)
-    loss = nelbo if weighting == 'elbo' else (nll * masked).sum() / masked.sum().clamp(min=1)
-    return loss, nelbo.detach()
+    return masked_nelbo(model(xt, x0, block_size), x0, masked, t, loglinear_sigma(t, eps), eps, mask_id, weighting)
 
 
 # --- the trainer's plug (models/dlm/train.py) ----------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 
 import torch
 from torch import nn
@@ -25,7 +24,7 @@ from torch import nn
 from . import manifest as mf
 from .dit import NEG, DiTConfig, count_params
 from .e2d2 import E2D2
-from .export import OPSET, fp16_initializers
+from .export import OPSET, export_parser, fp16_initializers, place_tokenizer
 
 ENCODER_INPUTS = ['tokens', 'attention_mask', 'positions', 'block_size', 'past_keys', 'past_values', 'past_mask']
 # The engine reads a graph's first output as its primary one (the logits slot); the encoder has
@@ -168,19 +167,12 @@ def write_card(out: str, m: dict, r: dict, sizes: dict[str, int]) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--run', required=True)
-    ap.add_argument('--tokenizer', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', default=None)
-    ap.add_argument('--fp16-weights', action='store_true')
+    ap = export_parser(__doc__, name_required=False, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--card', action='store_true', help='write README.md (the model card) from results.json')
     a = ap.parse_args(argv)
     model, res = load_run(a.run)
-    os.makedirs(a.out, exist_ok=True)
+    tok = place_tokenizer(a.tokenizer, a.out)
     paths = export_graphs(model, a.out, a.fp16_weights)
-    shutil.copyfile(a.tokenizer, os.path.join(a.out, 'tokenizer.json'))
-    tok = json.load(open(a.tokenizer))
     m = manifest(a.name or os.path.basename(os.path.normpath(a.out)), model, tok, res)
     mf.write(a.out, m)
     sizes = {k: os.path.getsize(p) for k, p in paths.items()}

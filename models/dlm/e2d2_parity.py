@@ -24,6 +24,7 @@ from .dit import DiTConfig
 from .e2d2 import E2D2
 from . import manifest as mf
 from .e2d2_export import DecoderGraph, EncoderGraph, export_graphs, manifest
+from .export import round_like_fp16_initializers, write_le
 
 
 def random_model(seed=0, std=0.05) -> E2D2:
@@ -40,7 +41,7 @@ def _write(out_dir: str, name: str, arrays: dict[str, np.ndarray]) -> dict:
     spec = {}
     for k, arr in arrays.items():
         arr = np.ascontiguousarray(arr)
-        arr.astype(arr.dtype.newbyteorder('<')).tofile(os.path.join(out_dir, f'{name}.{k}.bin'))
+        write_le(os.path.join(out_dir, f'{name}.{k}.bin'), arr)
         spec[k] = {'type': 'int64' if arr.dtype == np.int64 else 'float32', 'dims': list(arr.shape)}
     return spec
 
@@ -120,10 +121,7 @@ def write_cases(out: str, fp16: bool) -> None:
     m = random_model()
     paths = export_graphs(m, out, fp16)
     if fp16:  # compare against the same fp16-rounded weights that the files store
-        with torch.no_grad():
-            for p in m.parameters():
-                if p.numel() >= 1024:
-                    p.copy_(p.half().float())
+        round_like_fp16_initializers(m)
     g = torch.Generator().manual_seed(1)
     enc, dec = EncoderGraph(m).eval(), DecoderGraph(m).eval()
     index = {'graphs': {k: os.path.abspath(p) for k, p in paths.items()}, 'cases': []}

@@ -19,6 +19,9 @@ from .dit import DiT, DiTConfig, count_params, padding_bias
 from .train import CausalLM
 
 OPSET = 17
+# Weights with fewer elements stay fp32 in --fp16-weights graphs (norm scales, biases: tiny,
+# and the most sensitive to rounding).
+FP16_MIN_ELEMS = 1024
 
 
 class MdlmDenoiser(torch.nn.Module):
@@ -60,7 +63,7 @@ def export_graph(module, path: str, example_len=16):
                                     'logits': {0: 'batch', 1: 'length'}})
 
 
-def fp16_initializers(path: str, min_elems=1024):
+def fp16_initializers(path: str, min_elems=FP16_MIN_ELEMS):
     """Stores large float initializers as fp16, each followed by a Cast back to fp32: the file
     halves, compute stays fp32 (ONNX Runtime folds the Casts into constants when it loads)."""
     m = onnx.load(path)
@@ -79,19 +82,51 @@ def fp16_initializers(path: str, min_elems=1024):
     onnx.save(m, path)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--run', required=True)
+def round_like_fp16_initializers(model: torch.nn.Module, min_elems=FP16_MIN_ELEMS) -> None:
+    """Rounds the model's weights in place to what fp16_initializers stores, so that a parity
+    check compares the graph against the same weights."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.numel() >= min_elems:
+                p.copy_(p.half().float())
+
+
+def write_le(path: str, arr: np.ndarray) -> None:
+    """A raw little-endian array file, the layout the Node parity tests read."""
+    arr.astype(arr.dtype.newbyteorder('<')).tofile(path)
+
+
+def export_parser(doc: str, name_required: bool = True, **kw) -> argparse.ArgumentParser:
+    """The command line every exporter shares: a training run in, a model directory out."""
+    ap = argparse.ArgumentParser(description=doc, **kw)
+    ap.add_argument('--run', required=True, help='training run folder (ema.pt, results.json)')
     ap.add_argument('--tokenizer', required=True)
     ap.add_argument('--out', required=True)
-    ap.add_argument('--name', required=True)
+    ap.add_argument('--name', required=name_required, default=None)
     ap.add_argument('--fp16-weights', action='store_true')
+    return ap
+
+
+def place_tokenizer(tokenizer_path: str, out: str) -> dict:
+    """Creates the model directory, copies tokenizer.json into it, returns its JSON (the
+    manifest reads the special tokens from it)."""
+    os.makedirs(out, exist_ok=True)
+    shutil.copyfile(tokenizer_path, os.path.join(out, 'tokenizer.json'))
+    with open(tokenizer_path) as f:
+        return json.load(f)
+
+
+def provenance(res: dict, keys) -> dict:
+    """The training results the manifest records: those of `keys` the run has."""
+    return {k: res[k] for k in keys if k in res}
+
+
+def main(argv=None):
+    ap = export_parser(__doc__)
     ap.add_argument('--description', default=None)
     a = ap.parse_args(argv)
     model, cfg, res = load_run(a.run)
-    os.makedirs(a.out, exist_ok=True)
-    tok = json.load(open(a.tokenizer))
-    shutil.copyfile(a.tokenizer, os.path.join(a.out, 'tokenizer.json'))
+    tok = place_tokenizer(a.tokenizer, a.out)
     family = res['family']
     role, module = ('lm', ArLm(model)) if family == 'ar' else ('denoiser', MdlmDenoiser(model))
     graph = os.path.join(a.out, f'{role}.onnx')
@@ -108,9 +143,8 @@ def main(argv=None):
         'graphs': {role: {'file': f'{role}.onnx', 'inputs': ['tokens', 'attention_mask'],
                           'outputs': ['logits']}},
         'samplers': ['greedy'] if family == 'ar' else mf.MDLM_SAMPLERS,
-        'provenance': {k: res.get(k) for k in ('preset', 'steps', 'tokens', 'wall_seconds',
-                                               'device', 'val_nelbo', 'val_ppl_bound', 'val_nll',
-                                               'val_ppl', 'params', 'seed') if k in res},
+        'provenance': provenance(res, ('preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
+                                       'val_ppl_bound', 'val_nll', 'val_ppl', 'params', 'seed')),
     }
     if family != 'ar':
         man['noise'] = {'type': 'masked', 'schedule': 'loglinear', 'eps': 1e-3}

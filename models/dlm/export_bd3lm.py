@@ -4,17 +4,15 @@ graph role `block`), tokenizer.json.
   python -m dlm.export_bd3lm --run .work/runs/bd3lm --tokenizer .work/tok/tokenizer.json \
       --out models/zoo/bd3lm-brown --name bd3lm-brown [--fp16-weights]
 """
-import argparse
 import json
 import os
-import shutil
 
 import torch
 
 from . import manifest as mf
 from .bd3lm import BlockDenoiser
 from .dit import DiT, DiTConfig, count_params
-from .export import OPSET, fp16_initializers
+from .export import OPSET, export_parser, fp16_initializers, place_tokenizer, provenance
 
 INPUTS = ['tokens', 'attention_mask', 'positions', 'past_keys', 'past_values', 'past_mask']
 OUTPUTS = ['logits', 'present_keys', 'present_values']
@@ -61,25 +59,17 @@ def manifest(name: str, cfg: DiTConfig, n_params: int, tok: dict, block_sizes, r
         'samplers': mf.MDLM_SAMPLERS,
         'defaults': {'sampler': 'first_hitting', 'steps': block_sizes[0], 'block_size': block_sizes[0],
                      'max_tokens': 64, 'temperature': 1.0},
-        'provenance': {k: res.get(k) for k in ('preset', 'steps', 'tokens', 'wall_seconds', 'device',
-                                               'val_nelbo', 'val_ppl_bound', 'params', 'seed', 't_clip',
-                                               'block_sizes') if k in res},
+        'provenance': provenance(res, ('preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
+                                       'val_ppl_bound', 'params', 'seed', 't_clip', 'block_sizes')),
     }
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--run', required=True)
-    ap.add_argument('--tokenizer', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', required=True)
-    ap.add_argument('--fp16-weights', action='store_true')
+    ap = export_parser(__doc__)
     ap.add_argument('--description', default=None)
     a = ap.parse_args(argv)
     model, cfg, res = load_run(a.run)
-    os.makedirs(a.out, exist_ok=True)
-    tok = json.load(open(a.tokenizer))
-    shutil.copyfile(a.tokenizer, os.path.join(a.out, 'tokenizer.json'))
+    tok = place_tokenizer(a.tokenizer, a.out)
     graph = os.path.join(a.out, 'block.onnx')
     export_block_graph(model, graph)
     if a.fp16_weights:

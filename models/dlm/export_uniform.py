@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 
 import torch
 from torch import nn
 
 from . import manifest as mf
 from .dit import DiTConfig, count_params, padding_bias
-from .export import OPSET, fp16_initializers
+from .export import OPSET, export_parser, fp16_initializers, place_tokenizer, provenance
 from .lddm import Loopholing
 from .uniform_train import build
 
@@ -145,24 +144,17 @@ def load(run: str) -> tuple[str, nn.Module, DiTConfig, dict]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--run', required=True, help='training run folder (ema.pt, results.json)')
-    ap.add_argument('--tokenizer', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', default=None)
-    ap.add_argument('--fp16-weights', action='store_true')
+    ap = export_parser(__doc__, name_required=False, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--card', action='store_true', help='write README.md (the model card) from results.json')
     a = ap.parse_args(argv)
     family, model, cfg, results = load(a.run)
-    os.makedirs(a.out, exist_ok=True)
+    tok = place_tokenizer(a.tokenizer, a.out)
     graph = os.path.join(a.out, 'denoiser.onnx')
     inputs, outputs = export_graph(family, model, cfg, graph)
     if a.fp16_weights:
         fp16_initializers(graph)
-    shutil.copyfile(a.tokenizer, os.path.join(a.out, 'tokenizer.json'))
-    tok = json.load(open(a.tokenizer))
-    prov = {k: results[k] for k in ('family', 'preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
-                                     'val_ppl_bound', 'params', 'seed', 'curriculum_steps') if k in results}
+    prov = provenance(results, ('family', 'preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
+                                'val_ppl_bound', 'params', 'seed', 'curriculum_steps'))
     name = a.name or os.path.basename(os.path.normpath(a.out))
     m = manifest(family, name, cfg, count_params(model), inputs, outputs, tok, 1e-3, prov)
     mf.write(a.out, m)

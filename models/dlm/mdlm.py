@@ -28,6 +28,27 @@ def subs_log_probs(logits: torch.Tensor, xt: torch.Tensor, mask_id: int) -> torc
     return logp
 
 
+def masked_nelbo(logits: torch.Tensor, x0: torch.Tensor, masked: torch.Tensor, t: torch.Tensor,
+                 sigma: torch.Tensor, eps: float, mask_id: int, weighting: str):
+    """(loss, detached NELBO) from the network's logits on the noised input, under SUBS ([MASK]
+    is never predicted). `t` and `sigma` are per sequence [B] or per position [B, L]."""
+    B, L = x0.shape
+    logits = logits.float()
+    logits[..., mask_id] = -1e9
+    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x0.reshape(-1),
+                          reduction='none').view(B, L)
+    dsigma = (1 - eps) / (1 - (1 - eps) * t)
+    w = dsigma / torch.expm1(sigma)
+    if w.dim() == 1:
+        w = w[:, None]
+    nelbo = (nll * masked * w).sum() / (B * L)
+    if weighting == 'elbo':
+        loss = nelbo
+    else:
+        loss = (nll * masked).sum() / masked.sum().clamp(min=1)
+    return loss, nelbo.detach()
+
+
 def mdlm_loss(model, x0: torch.Tensor, mask_id: int, generator: torch.Generator, eps=1e-3,
               t_min=0.0, t_max=1.0, weighting='elbo'):
     """Returns (loss to minimise, NELBO in nats/token for logging).
@@ -42,19 +63,7 @@ def mdlm_loss(model, x0: torch.Tensor, mask_id: int, generator: torch.Generator,
     r = torch.rand(B, L, generator=generator, device='cpu').to(x0.device)
     masked = r < move[:, None]
     xt = torch.where(masked, torch.full_like(x0, mask_id), x0)
-    logits = model(xt)
-    logits = logits.float()
-    logits[..., mask_id] = -1e9
-    nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x0.reshape(-1),
-                          reduction='none').view(B, L)
-    dsigma = (1 - eps) / (1 - (1 - eps) * t)
-    w = (dsigma / torch.expm1(sigma))[:, None]
-    nelbo = (nll * masked * w).sum() / (B * L)
-    if weighting == 'elbo':
-        loss = nelbo
-    else:
-        loss = (nll * masked).sum() / masked.sum().clamp(min=1)
-    return loss, nelbo.detach()
+    return masked_nelbo(model(xt), x0, masked, t, sigma, eps, mask_id, weighting)
 
 
 def ar_loss(model, x0: torch.Tensor):

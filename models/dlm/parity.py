@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .dit import DiT, DiTConfig, padding_bias
-from .export import MdlmDenoiser, export_graph, fp16_initializers, load_run
+from .export import MdlmDenoiser, export_graph, fp16_initializers, load_run, round_like_fp16_initializers, write_le
 
 
 def random_model(seed=0) -> DiT:
@@ -41,10 +41,7 @@ def cases(vocab: int, seed=1):
 
 def write_cases(model: DiT, graph: str, out_dir: str, fp16=False):
     if fp16:  # compare against the same fp16-rounded weights that the file stores
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.numel() >= 1024:
-                    p.copy_(p.half().float())
+        round_like_fp16_initializers(model)
     index = {'graph': os.path.abspath(graph), 'cases': []}
     den = MdlmDenoiser(model).eval()
     for i, (toks, mask) in enumerate(cases(model.cfg.vocab_size)):
@@ -52,7 +49,7 @@ def write_cases(model: DiT, graph: str, out_dir: str, fp16=False):
             logits = den(toks, mask).numpy().astype(np.float32)
         for name, arr in (('tokens', toks.numpy().astype(np.int64)),
                           ('attention_mask', mask.numpy().astype(np.int64)), ('logits', logits)):
-            arr.astype(arr.dtype.newbyteorder('<')).tofile(os.path.join(out_dir, f'case{i}.{name}.bin'))
+            write_le(os.path.join(out_dir, f'case{i}.{name}.bin'), arr)
         index['cases'].append({'name': f'case{i}', 'shape': list(toks.shape),
                                'logits_shape': list(logits.shape)})
     with open(os.path.join(out_dir, 'cases.json'), 'w') as f:

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 
 from .bd3lm import BlockDenoiser, block_causal_bias
-from .export import fp16_initializers
+from .export import fp16_initializers, round_like_fp16_initializers, write_le
 from .export_bd3lm import export_block_graph, load_run
 from .parity import random_model
 
 
 def _write(out_dir: str, name: str, arr: np.ndarray):
-    arr.astype(arr.dtype.newbyteorder('<')).tofile(os.path.join(out_dir, f'{name}.bin'))
+    write_le(os.path.join(out_dir, f'{name}.bin'), arr)
 
 
 def cases(dit, seed=1):
@@ -49,10 +49,7 @@ def cases(dit, seed=1):
 
 def write_cases(dit, graph: str, out_dir: str, fp16=False, chain_len=16, block_size=4):
     if fp16:  # compare against the same fp16-rounded weights that the file stores
-        with torch.no_grad():
-            for p in dit.parameters():
-                if p.numel() >= 1024:
-                    p.copy_(p.half().float())
+        round_like_fp16_initializers(dit)
     den = BlockDenoiser(dit).eval()
     index = {'graph': os.path.abspath(graph), 'cases': []}
     for name, inp in cases(dit):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .dit import DiTConfig
-from .export import fp16_initializers
+from .export import fp16_initializers, round_like_fp16_initializers
 from .export_uniform import export_graph, graph_of, load
 from .uniform_train import build
 
@@ -63,10 +63,7 @@ def write(family: str, out_dir: str, run: str | None = None, fp16: bool = False)
     inputs, outputs = export_graph(family, model, cfg, graph_path)
     if fp16:  # compare against the same fp16-rounded weights that the file stores
         fp16_initializers(graph_path)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.numel() >= 1024:
-                    p.copy_(p.half().float())
+        round_like_fp16_initializers(model)
     graph = graph_of(family, model)[0].eval()
     entry = {'graph': os.path.abspath(graph_path), 'inputs': inputs, 'outputs': outputs, 'cases': []}
     for i, args in enumerate(cases(family, cfg.vocab_size, cfg.d_model)):

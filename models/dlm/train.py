@@ -6,7 +6,6 @@ results.json that the card generator reads. A family plugs in by adding an entry
 (build the network, compute the loss)."""
 import argparse
 import contextlib
-import copy
 import json
 import math
 import os
@@ -21,6 +20,7 @@ from .mdlm import ar_loss, mdlm_loss
 from .bd3lm import bd3lm_loss
 from . import uniform_train
 from . import e2d2, uniform_train
+from .train_state import ema_copy, ema_update, load_checkpoint, save_checkpoint, save_ema_fp16
 
 PRESETS = {
     # name: (d_model, n_layers, n_heads, cond_dim, seq_len, batch)
@@ -182,9 +182,7 @@ def main(argv=None):
         torch.set_num_threads(int(os.environ.get('DLM_THREADS', 0)) or os.cpu_count() or 1)
     device = torch.device(a.device)
     model = (e2d2.build(cfg, a) if a.family in e2d2.FAMILIES else build(a.family, cfg)).to(device)
-    ema = copy.deepcopy(model).eval()
-    for q in ema.parameters():
-        q.requires_grad_(False)
+    ema = ema_copy(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
     train, val = TokenStream(os.path.join(data, 'train.bin'), a.seq_len), \
         TokenStream(os.path.join(data, 'val.bin'), a.seq_len)
@@ -192,11 +190,7 @@ def main(argv=None):
     ckpt_path = os.path.join(a.out, 'ckpt.pt')
     step, tokens_seen, wall = 0, 0, 0.0
     if a.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=device)
-        model.load_state_dict(ck['model'])
-        ema.load_state_dict(ck['ema'])
-        opt.load_state_dict(ck['opt'])
-        step, tokens_seen, wall = ck['step'], ck['tokens'], ck['wall']
+        step, tokens_seen, wall = load_checkpoint(ckpt_path, model, ema, opt, device)
         rng = np.random.default_rng(a.seed + step)
         gen.manual_seed(a.seed + step)
     budget_s = a.time_budget * 60 if a.time_budget else float('inf')
@@ -216,10 +210,7 @@ def main(argv=None):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            d = min(a.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+        ema_update(ema, model, a.ema, step)
         step += 1
         tokens_seen += x0.numel()
         elapsed = time.time() - t0
@@ -234,17 +225,12 @@ def main(argv=None):
             v = validate(a, ema, val, mask_id, device)
             history.append({'step': step, 'val_nelbo': v})
             tqdm.write(f'step {step}: val {"nll" if a.family == "ar" else "nelbo"} {v:.4f}')
-            torch.save({'model': model.state_dict(), 'ema': ema.state_dict(),
-                        'opt': opt.state_dict(), 'step': step, 'tokens': tokens_seen,
-                        'wall': time.time() - t0}, ckpt_path)
+            save_checkpoint(ckpt_path, model, ema, opt, step, tokens_seen, time.time() - t0)
     bar.close()
     wall = time.time() - t0
     v = validate(a, ema, val, mask_id, device)
-    sd = {k: t.detach().to('cpu', torch.float16 if t.is_floating_point() else t.dtype)
-          for k, t in ema.state_dict().items()}
-    torch.save(sd, os.path.join(a.out, 'ema.pt'))
-    torch.save({'model': model.state_dict(), 'ema': ema.state_dict(), 'opt': opt.state_dict(),
-                'step': step, 'tokens': tokens_seen, 'wall': wall}, ckpt_path)
+    save_ema_fp16(ema, a.out)
+    save_checkpoint(ckpt_path, model, ema, opt, step, tokens_seen, wall)
     results = {
         'family': a.family, 'preset': a.preset, 'config': cfg.to_dict(), 'params': count_params(ema),
         'steps': step, 'tokens': tokens_seen, 'wall_seconds': round(wall, 1),
