@@ -1,5 +1,5 @@
-// The pool of committed blocks' keys and values (BD3-LM; E2D2's encoder states later), shared by
-// every sequence of one engine. A block is keyed by a hash of (previous block's hash, its
+// The pool of committed blocks' tensors (BD3-LM's keys and values; E2D2's encoder states), shared
+// by every sequence of one engine. A block is keyed by a hash of (previous block's hash, its
 // tokens), as vLLM's prefix cache keys its blocks, so the key names the whole prefix up to and
 // including the block: two requests whose prompts start alike reach the same keys and share the
 // blocks instead of recomputing them. Sequences hold refcounted handles, never the tensors'
@@ -14,15 +14,24 @@ export interface BlockShape {
   headDim: number;
 }
 
-export interface CachedBlock {
+/**
+ * A pooled block: the family's own record of tensors plus the pool's bookkeeping. The pool never
+ * looks inside the record; `bytes` is what it costs against the budget.
+ */
+export type PoolBlock<T extends object> = T & {
   readonly hash: string;
   /** Tokens in the block (its length along the block axis). */
   readonly length: number;
-  readonly keys: Float32Array;
-  readonly values: Float32Array;
   readonly bytes: number;
   refs: number;
+};
+
+export interface KvTensors {
+  readonly keys: Float32Array;
+  readonly values: Float32Array;
 }
+
+export type CachedBlock = PoolBlock<KvTensors>;
 
 /** Hash naming a block and everything before it. `prev` is null for a sequence's first block. */
 export function blockHash(prev: string | null, tokens: ArrayLike<number>): string {
@@ -32,16 +41,16 @@ export function blockHash(prev: string | null, tokens: ArrayLike<number>): strin
   return h.digest('base64url');
 }
 
-export class BlockCache {
+export class BlockPool<T extends object> {
   // Map order is recency order for the unreferenced blocks (oldest first).
-  private readonly idle = new Map<string, CachedBlock>();
-  private readonly blocks = new Map<string, CachedBlock>();
+  private readonly idle = new Map<string, PoolBlock<T>>();
+  private readonly blocks = new Map<string, PoolBlock<T>>();
   private used = 0;
   hits = 0;
   misses = 0;
   evictions = 0;
 
-  constructor(readonly budgetBytes: number, readonly shape: BlockShape) {}
+  constructor(readonly budgetBytes: number) {}
 
   get bytes(): number { return this.used; }
   get size(): number { return this.blocks.size; }
@@ -54,14 +63,14 @@ export class BlockCache {
   }
 
   /** The block under this hash, referenced for the caller; null when absent. */
-  acquire(hash: string): CachedBlock | null {
+  acquire(hash: string): PoolBlock<T> | null {
     const b = this.take(hash);
     if (b) this.hits++;
     else this.misses++;
     return b;
   }
 
-  private take(hash: string): CachedBlock | null {
+  private take(hash: string): PoolBlock<T> | null {
     const b = this.blocks.get(hash);
     if (!b) return null;
     if (b.refs++ === 0) this.idle.delete(hash);
@@ -73,21 +82,17 @@ export class BlockCache {
    * sequence computed it meanwhile) is shared instead. Null when the budget cannot make room
    * even after evicting every unreferenced block: the caller must release some of its own.
    */
-  insert(hash: string, length: number, keys: Float32Array, values: Float32Array): CachedBlock | null {
+  put(hash: string, length: number, tensors: T, bytes: number): PoolBlock<T> | null {
     const have = this.take(hash);
     if (have) return have;
-    const { nLayers, nHeads, headDim } = this.shape;
-    const n = nLayers * nHeads * length * headDim;
-    if (keys.length !== n || values.length !== n) throw new Error(`block of ${length} tokens needs ${n} values per tensor, got ${keys.length}/${values.length}`);
-    const bytes = (keys.byteLength + values.byteLength);
     if (!this.makeRoom(bytes)) return null;
-    const b: CachedBlock = { hash, length, keys, values, bytes, refs: 1 };
+    const b = { ...tensors, hash, length, bytes, refs: 1 } as PoolBlock<T>;
     this.blocks.set(hash, b);
     this.used += bytes;
     return b;
   }
 
-  release(b: CachedBlock): void {
+  release(b: PoolBlock<T>): void {
     if (b.refs <= 0) throw new Error('block released more often than acquired');
     if (--b.refs === 0) this.idle.set(b.hash, b);
   }
@@ -104,6 +109,20 @@ export class BlockCache {
       this.evictions++;
     }
     return true;
+  }
+}
+
+/** BD3-LM's pool: every block holds keys and values of one [nL, H, length, Dh] shape. */
+export class BlockCache extends BlockPool<KvTensors> {
+  constructor(budgetBytes: number, readonly shape: BlockShape) {
+    super(budgetBytes);
+  }
+
+  insert(hash: string, length: number, keys: Float32Array, values: Float32Array): CachedBlock | null {
+    const { nLayers, nHeads, headDim } = this.shape;
+    const n = nLayers * nHeads * length * headDim;
+    if (keys.length !== n || values.length !== n) throw new Error(`block of ${length} tokens needs ${n} values per tensor, got ${keys.length}/${values.length}`);
+    return this.put(hash, length, { keys, values }, keys.byteLength + values.byteLength);
   }
 }
 

@@ -44,9 +44,12 @@ const toks = (rs: DirectResult[]) => rs.map((x) => x.tokens);
 for (const sampler of ['confidence_topk', 'ddpm', 'first_hitting', 'confidence_threshold']) {
   test(`${sampler}: same seed, same tokens alone and batched`, async () => {
     const p = { ...base, sampler };
+    // Fresh pools on both sides: a warm one skips prompt blocks and so changes nfe
+    // (e2d2-pool.test.ts covers reuse).
     const alone: DirectResult[] = [];
-    for (const pr of prompts) alone.push((await r.run(e2d2Family, [pr], p))[0]!);
-    const batched = await r.run(e2d2Family, prompts, p);
+    const fam = makeE2d2Family();
+    for (const pr of prompts) alone.push((await r.run(fam, [pr], p))[0]!);
+    const batched = await r.run(makeE2d2Family(), prompts, p);
     assert.deepEqual(toks(batched), toks(alone));
     assert.deepEqual(batched.map((x) => x.usage.nfe), alone.map((x) => x.usage.nfe));
     for (const x of alone) assert.equal(x.tokens.length, 18);

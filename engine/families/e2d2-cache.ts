@@ -1,11 +1,13 @@
-// One sequence's E2D2 encoder state: per committed block, the encoder's own keys/values (what
-// later encoder calls attend to) and the decoder layers' keys/values of the encoder's output
-// (what every denoising step attends to). Blocks are stored as they came back from the encoder
-// graph and concatenated into the graphs' [nL, H, P, head_dim] layout only when a new block
-// changed them, so the many decoder steps of one block reuse one tensor.
+// One sequence's view of E2D2 encoder state: per committed block in its window, the encoder's
+// own keys/values (what later encoder calls attend to) and the decoder layers' keys/values of
+// the encoder's output (what every denoising step attends to). Blocks are stored as they came
+// back from the encoder graph and concatenated into the graphs' [nL, H, P, head_dim] layout only
+// when a new block changed them, so the many decoder steps of one block reuse one tensor.
 //
-// The lead moves this into the shared cache pool later; the sequence only asks for tensors and
-// appends or drops whole blocks, so that swap does not touch the decoding loop.
+// The blocks themselves live in the model's shared pool (prefix reuse across requests); this view
+// holds one reference per block and gives it back when the block leaves the window or the
+// sequence ends. Without a pool (the recompute baseline) the blocks are its own.
+import type { BlockPool, PoolBlock } from '../block-cache.js';
 import type { RowTensor } from '../row-tensor.js';
 
 export interface E2d2Shape {
@@ -15,13 +17,21 @@ export interface E2d2Shape {
   headDim: number;
 }
 
-/** One committed block: [nL, H, length, headDim] each. */
-export interface EncodedBlock {
-  length: number;
-  encKeys: Float32Array;
-  encValues: Float32Array;
-  ctxKeys: Float32Array;
-  ctxValues: Float32Array;
+/** One committed block's tensors: [nL, H, length, headDim] each. */
+export interface EncoderTensors {
+  readonly encKeys: Float32Array;
+  readonly encValues: Float32Array;
+  readonly ctxKeys: Float32Array;
+  readonly ctxValues: Float32Array;
+}
+
+/** A block as the view reads it: a pool handle, or (no pool) a block of its own. */
+export type EncodedBlock = EncoderTensors & { readonly length: number };
+
+export type EncoderPool = BlockPool<EncoderTensors>;
+
+export function encoderBytes(t: EncoderTensors): number {
+  return t.encKeys.byteLength + t.encValues.byteLength + t.ctxKeys.byteLength + t.ctxValues.byteLength;
 }
 
 export interface PastTensors {
@@ -30,14 +40,12 @@ export interface PastTensors {
   mask: RowTensor;
 }
 
-type Part = 'encKeys' | 'encValues' | 'ctxKeys' | 'ctxValues';
-
 export class E2d2Cache {
   private readonly blocks: EncodedBlock[] = [];
   private past: PastTensors | null = null;
   private context: PastTensors | null = null;
 
-  constructor(readonly shape: E2d2Shape) {}
+  constructor(readonly shape: E2d2Shape, private readonly pool: EncoderPool | null = null) {}
 
   /** Tokens whose state is held. */
   get length(): number {
@@ -49,9 +57,10 @@ export class E2d2Cache {
   }
 
   get bytes(): number {
-    return this.blocks.reduce((n, b) => n + 4 * (b.encKeys.length + b.encValues.length + b.ctxKeys.length + b.ctxValues.length), 0);
+    return this.blocks.reduce((n, b) => n + encoderBytes(b), 0);
   }
 
+  /** With a pool: takes over one reference to a handle from its acquire or put. */
   append(block: EncodedBlock): void {
     this.blocks.push(block);
     this.past = this.context = null;
@@ -59,12 +68,14 @@ export class E2d2Cache {
 
   /** Drop the oldest block (it left the attention window). */
   dropOldest(): void {
-    this.blocks.shift();
+    const b = this.blocks.shift();
+    // With a pool every block came from it (append's contract).
+    if (b) this.pool?.release(b as PoolBlock<EncoderTensors>);
     this.past = this.context = null;
   }
 
   clear(): void {
-    this.blocks.length = 0;
+    while (this.blocks.length > 0) this.dropOldest();
     this.past = this.context = null;
   }
 
@@ -81,7 +92,7 @@ export class E2d2Cache {
   }
 
   // At least one slot: an empty cache is one masked dummy slot, not a zero-sized axis.
-  private concat(k: Part, v: Part, nL: number): PastTensors {
+  private concat(k: keyof EncoderTensors, v: keyof EncoderTensors, nL: number): PastTensors {
     const { nHeads: H, headDim: Dh } = this.shape;
     const real = this.length;
     const P = Math.max(1, real);

@@ -1,6 +1,8 @@
 // E2D2 decoding: left to right, one block at a time, with the work split between two graphs.
 // The encoder reads clean tokens once: the prompt's whole blocks in one call (block-causal
-// inside it), then each finished block. Its state goes into the sequence's E2d2Cache. Every
+// inside it), then each finished block. Its state goes into the model's shared block pool, keyed
+// by the prefix hash as BD3-LM's blocks are: prompt blocks another request already encoded are
+// acquired instead of encoded (the rest are encoded in one call with the hits as their past). Every
 // denoising step of a block runs only the light decoder over the block's few tokens against
 // that cached context. The prompt's remainder opens the first block as clean tokens; the rest of
 // a block starts [MASK] and is denoised by a masked sampler in `steps` steps, streamed as soon
@@ -10,6 +12,7 @@
 // With `recompute` the sequence keeps no encoder state: before every decoder step it encodes its
 // whole context again in one call. Same tokens for the same seed (within the window), many more
 // encoder FLOPs: the baseline the cache is measured against.
+import { blockHash } from '../block-cache.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
@@ -18,7 +21,7 @@ import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
 import { finalTokens, windowBlocks } from './block-window.js';
 import { maskedStep, plannedSteps } from './masked-step.js';
 import { stopTokens } from './stop-tokens.js';
-import { E2d2Cache, positionSlice, type E2d2Shape, type PastTensors } from './e2d2-cache.js';
+import { E2d2Cache, encoderBytes, positionSlice, type E2d2Shape, type EncoderPool, type EncoderTensors, type PastTensors } from './e2d2-cache.js';
 
 export interface E2d2Model extends E2d2Shape {
   vocabSize: number;
@@ -45,8 +48,11 @@ export class E2d2Sequence implements Sequence {
   /** Clean tokens in the window, oldest first, and the absolute position of the first. */
   private context: number[] = [];
   private contextStart = 0;
-  /** Prompt tokens the prefill call encodes (whole blocks inside the window). */
-  private prefill: number[] = [];
+  /** Prompt blocks inside the window still to be found in the pool or encoded, with their hashes. */
+  private readonly pending: { tokens: number[]; hash: string; start: number }[] = [];
+  /** Hash of the last committed block (names the whole prefix so far). */
+  private lastHash: string | null = null;
+  private cachedTokens = 0;
   private phase: Phase = 'denoise';
   private canvas = new Int32Array(0);
   private lead = 0; // clean prompt tokens at the head of the current block
@@ -66,12 +72,13 @@ export class E2d2Sequence implements Sequence {
     private readonly params: GenerationParams,
     private readonly blockSize: number,
     private readonly model: E2d2Model,
+    private readonly pool: EncoderPool,
     private readonly sink: SequenceSink,
     opts: E2d2Options = {},
   ) {
     this.rng = new Rng(params.seed);
     this.recompute = opts.recompute ?? false;
-    this.cache = new E2d2Cache(model);
+    this.cache = new E2d2Cache(model, this.recompute ? null : pool);
     this.noPast = new E2d2Cache(model).pastTensors();
     this.stops = stopTokens(params, model.eosId);
     // With no prompt, start where the training stream starts a document: right after [EOS].
@@ -80,9 +87,16 @@ export class E2d2Sequence implements Sequence {
     const first = Math.max(0, whole - this.windowBlocks());
     this.context = all.slice(first * blockSize, whole * blockSize);
     this.contextStart = first * blockSize;
-    this.prefill = this.recompute ? [] : this.context.slice();
+    // Hash every prompt block (the key names the whole prefix); only the window's are needed.
+    let prev: string | null = null;
+    for (let b = 0; b < whole; b++) {
+      const tokens = all.slice(b * blockSize, (b + 1) * blockSize);
+      prev = blockHash(prev, tokens);
+      if (b >= first && !this.recompute) this.pending.push({ tokens, hash: prev, start: b * blockSize });
+    }
+    this.lastHash = prev;
     this.openBlock(all.slice(whole * blockSize), whole * blockSize);
-    this.phase = this.prefill.length > 0 ? 'prefill' : this.firstPhase();
+    this.phase = this.pending.length > 0 ? 'prefill' : this.firstPhase();
   }
 
   private windowBlocks(): number {
@@ -112,8 +126,19 @@ export class E2d2Sequence implements Sequence {
     if (this.finishReason) return { kind: 'done' };
     // Same canvas, same context: the network would return the same logits.
     if (this.phase === 'denoise' && this.sampler === 'ddpm_cache' && !this.dirty && this.lastLogits) return { kind: 'local' };
+    if (this.phase === 'prefill') {
+      // Blocks another request already encoded cost nothing; the hits are the rest's past.
+      while (this.pending.length > 0) {
+        const hit = this.pool.acquire(this.pending[0]!.hash);
+        if (!hit) break;
+        this.pending.shift();
+        this.cache.append(hit);
+        this.cachedTokens += hit.length;
+      }
+      if (this.pending.length === 0) this.phase = 'denoise';
+    }
     switch (this.phase) {
-      case 'prefill': return { kind: 'call', call: this.encoderCall(this.prefill, this.contextStart) };
+      case 'prefill': return { kind: 'call', call: this.encoderCall(this.pending.flatMap((p) => p.tokens), this.pending[0]!.start) };
       case 'encode': return { kind: 'call', call: this.encoderCall(this.context, this.contextStart) };
       case 'commit': return { kind: 'call', call: this.encoderCall(Array.from(this.canvas), this.blockStart) };
       case 'denoise': return { kind: 'call', call: this.decoderCall() };
@@ -153,7 +178,7 @@ export class E2d2Sequence implements Sequence {
     this.nfe++;
     if (this.finishReason) return; // cancelled while the call ran
     if (this.phase === 'denoise') { this.lastLogits = logits; this.denoise(logits); return; }
-    const n = this.phase === 'prefill' ? this.prefill.length : this.phase === 'encode' ? this.context.length : this.canvas.length;
+    const n = this.phase === 'prefill' ? this.pending.length * this.blockSize : this.phase === 'encode' ? this.context.length : this.canvas.length;
     const outs = ['present_keys', 'present_values', 'present_context_keys', 'present_context_values'].map((name) => {
       const t = extra?.[name];
       if (!t) throw new Error(`the encoder graph returned no ${name}`);
@@ -161,17 +186,33 @@ export class E2d2Sequence implements Sequence {
     }) as [RowTensor, RowTensor, RowTensor, RowTensor];
     if (this.phase === 'encode') this.cache.clear();
     // One cache entry per block, so that the window drops blocks one at a time.
-    for (let a = 0; a < n; a += this.blockSize) {
+    for (let a = 0, i = 0; a < n; a += this.blockSize, i++) {
       const b = Math.min(n, a + this.blockSize);
-      const [ek, ev, ck, cv] = outs.map((t) => positionSlice(t, a, b)) as [Float32Array, Float32Array, Float32Array, Float32Array];
-      this.cache.append({ length: b - a, encKeys: ek, encValues: ev, ctxKeys: ck, ctxValues: cv });
+      const [encKeys, encValues, ctxKeys, ctxValues] = outs.map((t) => positionSlice(t, a, b)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+      const tensors = { encKeys, encValues, ctxKeys, ctxValues };
+      if (this.phase === 'encode') this.cache.append({ length: b - a, ...tensors });
+      else if (this.phase === 'prefill') this.store(this.pending[i]!.hash, b - a, tensors);
+      else {
+        this.lastHash = blockHash(this.lastHash, this.canvas);
+        this.store(this.lastHash, b - a, tensors);
+      }
     }
     if (this.phase === 'commit') {
       while (this.cache.blockCount > this.windowBlocks()) this.cache.dropOldest();
       this.openBlock([], this.blockStart + this.blockSize);
     }
-    this.prefill = [];
+    this.pending.length = 0;
     this.phase = 'denoise';
+  }
+
+  /** Into the pool; when the budget is full of referenced blocks, give up our own oldest first. */
+  private store(hash: string, length: number, tensors: EncoderTensors): void {
+    for (;;) {
+      const b = this.pool.put(hash, length, tensors, encoderBytes(tensors));
+      if (b) { this.cache.append(b); return; }
+      if (this.cache.blockCount === 0) throw new Error(`the block cache budget (${this.pool.budgetBytes} bytes) cannot hold one E2D2 block; raise --cache-mb`);
+      this.cache.dropOldest();
+    }
   }
 
   advance(): void {
@@ -217,12 +258,12 @@ export class E2d2Sequence implements Sequence {
     this.finish(reason);
   }
 
-  /** Encoder state held now (bytes), for tests and the cache-pool accounting to come. */
+  /** Encoder state this sequence references now (bytes; shared blocks count in full). */
   get cacheBytes(): number {
     return this.cache.bytes;
   }
 
   usage(): Usage {
-    return { promptTokens: this.prompt.length, completionTokens: this.generated.length, nfe: this.nfe, cachedTokens: 0 };
+    return { promptTokens: this.prompt.length, completionTokens: this.generated.length, nfe: this.nfe, cachedTokens: this.cachedTokens };
   }
 }
