@@ -7,8 +7,8 @@ import { EngineRequestError } from './errors.js';
 import { familyOf } from './families/registry.js';
 import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
-import type { BatchTensor } from './row-tensor.js';
-import { Scheduler, type Runner } from './scheduler.js';
+import { Scheduler } from './scheduler.js';
+import { sessionRunner } from './session-runner.js';
 import type { Sequence } from './sequence.js';
 
 export interface CoreEvents {
@@ -67,30 +67,7 @@ export class EngineCore {
   ) {
     const m = dir.manifest;
     this.model = modelInfo(m, opts.device);
-    const V = m.vocab_size;
-    const runner: Runner = {
-      vocabSize: V,
-      run: async (role, feeds, outputs) => {
-        const session = this.sessions.get(role);
-        if (!session) throw new Error(`model ${m.name} has no '${role}' graph`);
-        const ortFeeds: Record<string, ort.Tensor> = {};
-        for (const name of session.inputNames) {
-          const f = feeds[name];
-          if (!f) throw new Error(`graph '${role}' of ${m.name} needs input '${name}', which this family does not feed`);
-          ortFeeds[name] = new ort.Tensor(f.type, f.data, f.dims);
-        }
-        const logitsName = m.graphs[role]!.outputs[0]!;
-        // A graph whose first output is also asked for (E2D2's encoder returns only present_*) is fetched once.
-        const out = await session.run(ortFeeds, [...new Set([logitsName, ...outputs])]);
-        const result: Record<string, BatchTensor> = {};
-        for (const [name, alias] of [[logitsName, 'logits'], ...outputs.map((o) => [o, o])] as [string, string][]) {
-          const t = out[name];
-          if (!t) throw new Error(`graph '${role}' of ${m.name} has no output '${name}'`);
-          result[alias] = { type: t.type === 'int64' ? 'int64' : 'float32', data: t.data as Float32Array, dims: [...t.dims] };
-        }
-        return result;
-      },
-    };
+    const runner = sessionRunner(m, this.sessions);
     this.scheduler = new Scheduler(runner, {
       finished: (seq) => this.finish(seq),
       failed: (seq, err) => {

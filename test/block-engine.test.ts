@@ -11,8 +11,8 @@ import { Bd3lmSequence } from '../engine/families/bd3lm.js';
 import { bd3lmFamily, blockModel } from '../engine/families/bd3lm-family.js';
 import { loadModelDir } from '../engine/manifest.js';
 import type { GenerationParams } from '../engine/protocol.js';
-import type { BatchTensor } from '../engine/row-tensor.js';
-import { Scheduler, type Runner } from '../engine/scheduler.js';
+import { Scheduler } from '../engine/scheduler.js';
+import { sessionRunner } from '../engine/session-runner.js';
 import type { Sequence } from '../engine/sequence.js';
 
 const MODEL = resolve(import.meta.dirname, '..', '..', 'models', 'zoo', 'bd3lm-brown');
@@ -21,17 +21,7 @@ const m = dir.manifest;
 const shape = { nLayers: m.architecture.n_layers, nHeads: m.architecture.n_heads, headDim: m.architecture.head_dim };
 const session = await ort.InferenceSession.create(join(MODEL, 'block.onnx'), { intraOpNumThreads: 1 });
 
-const runner: Runner = {
-  vocabSize: m.vocab_size,
-  async run(_role, feeds, outputs) {
-    const f: Record<string, ort.Tensor> = {};
-    for (const name of session.inputNames) f[name] = new ort.Tensor(feeds[name]!.type, feeds[name]!.data, feeds[name]!.dims);
-    const out = await session.run(f);
-    const res: Record<string, BatchTensor> = {};
-    for (const name of ['logits', ...outputs]) res[name] = { type: 'float32', data: out[name]!.data as Float32Array, dims: [...out[name]!.dims] };
-    return res;
-  },
-};
+const runner = sessionRunner(m, new Map([['block', session]]));
 
 function params(over: Partial<GenerationParams> = {}): GenerationParams {
   return { maxTokens: 24, sampler: 'confidence_topk', steps: 4, temperature: 1, topP: 1, topK: 0, seed: 0, ignoreEos: true, stopTokenIds: [], streamSteps: false, ...over };

@@ -5,8 +5,8 @@ import * as ort from 'onnxruntime-node';
 import { openDeviceSession } from '../device-session.js';
 import { loadModelDir, type ModelDir } from '../manifest.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
-import type { BatchTensor } from '../row-tensor.js';
-import { Scheduler, type Runner } from '../scheduler.js';
+import { Scheduler } from '../scheduler.js';
+import { sessionRunner } from '../session-runner.js';
 import type { Sequence } from '../sequence.js';
 import type { Family } from './registry.js';
 
@@ -30,31 +30,6 @@ export class DirectRunner {
     return new DirectRunner(dir, sessions);
   }
 
-  private runner(): Runner {
-    const m = this.dir.manifest;
-    return {
-      vocabSize: m.vocab_size,
-      run: async (role, feeds, outputs) => {
-        const session = this.sessions.get(role);
-        if (!session) throw new Error(`no '${role}' graph`);
-        const ortFeeds: Record<string, ort.Tensor> = {};
-        for (const name of session.inputNames) {
-          const f = feeds[name];
-          if (!f) throw new Error(`graph '${role}' needs input '${name}'`);
-          ortFeeds[name] = new ort.Tensor(f.type, f.data, f.dims);
-        }
-        const first = m.graphs[role]!.outputs[0]!;
-        const out = await session.run(ortFeeds, [first, ...outputs]);
-        const result: Record<string, BatchTensor> = {};
-        for (const [name, alias] of [[first, 'logits'], ...outputs.map((o) => [o, o])] as [string, string][]) {
-          const t = out[name]!;
-          result[alias] = { type: t.type === 'int64' ? 'int64' : 'float32', data: t.data as Float32Array, dims: [...t.dims] };
-        }
-        return result;
-      },
-    };
-  }
-
   /**
    * Runs the prompts together (batched by the scheduler up to maxBatch) to completion;
    * onCommit sees every commit as it streams (time to first block, for benchmarks).
@@ -75,7 +50,7 @@ export class DirectRunner {
     let left = seqs.length;
     let finished!: () => void;
     const done = new Promise<void>((r) => { finished = r; });
-    const scheduler = new Scheduler(this.runner(), {
+    const scheduler = new Scheduler(sessionRunner(m, this.sessions), {
       finished: (s) => { results[s.id]!.usage = s.usage(); results[s.id]!.finishReason = s.finishReason; if (--left === 0) finished(); },
       failed: (_s, err) => { failures.push(err); },
       call: () => {},
