@@ -6,12 +6,10 @@ is downloaded.
 
   python -m dlm.convert_bd3lm --checkpoint DIR --out models/zoo/bd3lm-owt-bs4 [--fp16-weights]
 """
-import argparse
-import json
 import os
 
 from . import manifest as mf
-from .convert_mdlm import CheckpointError, config_from, load_backbone, write_gpt2_tokenizer
+from .convert_mdlm import CheckpointError, config_from, converter_main, gpt2_special_tokens, load_backbone, write_gpt2_tokenizer
 from .dit import DiT, count_params
 from .export import fp16_initializers
 from .export_bd3lm import export_block_graph, manifest
@@ -30,22 +28,14 @@ def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
         fp16_initializers(graph)
     man = manifest(name, cfg, count_params(model), tok, [bs], {},
                    f'BD3-LM (block size {bs}) converted from {os.path.abspath(ckpt_dir)}')
-    # GPT-2's ids: one <|endoftext|> serves as BOS and EOS; [MASK] is the extra id 50257.
-    man['special_tokens'] = {'mask': 50257, 'eos': 50256, 'bos': 50256, 'pad': None}
+    man['special_tokens'] = gpt2_special_tokens()
     man['provenance'] = {'converted_from': os.path.abspath(ckpt_dir), 'config': raw}
     mf.write(out, man)
     return model
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--checkpoint', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', default='bd3lm-owt')
-    ap.add_argument('--fp16-weights', action='store_true')
-    a = ap.parse_args(argv)
-    convert(a.checkpoint, a.out, a.name, a.fp16_weights)
-    print(json.dumps({'out': a.out}))
+    converter_main(convert, 'bd3lm-owt', __doc__, argv)
 
 
 if __name__ == '__main__':

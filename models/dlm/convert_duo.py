@@ -6,12 +6,10 @@ level). Users bring the files; nothing is downloaded.
 
   python -m dlm.convert_duo --checkpoint DIR --out models/zoo/duo-owt [--fp16-weights]
 """
-import argparse
-import json
 import os
 
 from . import manifest as mf
-from .convert_mdlm import CheckpointError, config_from, load_backbone, write_gpt2_tokenizer
+from .convert_mdlm import CheckpointError, config_from, converter_main, gpt2_special_tokens, load_backbone, write_gpt2_tokenizer
 from .dit import DiT, count_params
 from .export import fp16_initializers
 from .export_uniform import export_graph, manifest
@@ -32,21 +30,13 @@ def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
     m = manifest('duo', name, cfg, count_params(model), inputs, outputs, tok, 1e-3,
                  {'converted_from': os.path.abspath(ckpt_dir), 'config': raw})
     m['description'] = f'Duo converted from {os.path.abspath(ckpt_dir)}'
-    # GPT-2's <|endoftext|> is both EOS and the document separator the checkpoints were trained with.
-    m['special_tokens'] = {'mask': None, 'eos': 50256, 'bos': 50256, 'pad': None}
+    m['special_tokens'] = gpt2_special_tokens(masked=False)
     mf.write(out, m)
     return model
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--checkpoint', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', default='duo-owt')
-    ap.add_argument('--fp16-weights', action='store_true')
-    a = ap.parse_args(argv)
-    convert(a.checkpoint, a.out, a.name, a.fp16_weights)
-    print(json.dumps({'out': a.out}))
+    converter_main(convert, 'duo-owt', __doc__, argv)
 
 
 if __name__ == '__main__':

@@ -101,6 +101,25 @@ def load_backbone(ckpt_dir: str, cfg: DiTConfig) -> DiT:
     return model.eval()
 
 
+def gpt2_special_tokens(masked: bool = True) -> dict:
+    """GPT-2's ids as the published checkpoints use them: one <|endoftext|> (50256) is BOS, EOS
+    and the document separator; masked families add [MASK] as the extra id 50257 (uniform ones
+    keep the id in the vocabulary, unused)."""
+    return {'mask': 50257 if masked else None, 'eos': 50256, 'bos': 50256, 'pad': None}
+
+
+def converter_main(convert, default_name: str, doc: str, argv=None) -> None:
+    """The command line every converter shares: --checkpoint, --out, --name, --fp16-weights."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--checkpoint', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--name', default=default_name)
+    ap.add_argument('--fp16-weights', action='store_true')
+    a = ap.parse_args(argv)
+    convert(a.checkpoint, a.out, a.name, a.fp16_weights)
+    print(json.dumps({'out': a.out}))
+
+
 def write_gpt2_tokenizer(out: str, vocab_size: int) -> dict:
     """Writes GPT-2's tokenizer (with [MASK]) into the model directory `out`, created here,
     after checking the checkpoint's vocabulary is that one; returns its JSON."""
@@ -125,7 +144,7 @@ def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
     mf.write(out, {
         'name': name, 'family': 'mdlm', 'description': f'MDLM converted from {os.path.abspath(ckpt_dir)}',
         'tokenizer': 'tokenizer.json', 'vocab_size': cfg.vocab_size, 'max_length': cfg.max_length,
-        'special_tokens': {'mask': 50257, 'eos': 50256, 'bos': 50256, 'pad': None},
+        'special_tokens': gpt2_special_tokens(),
         'architecture': mf.architecture(cfg, count_params(model)),
         'time_conditioning': time_cond,
         'noise': {'type': 'masked', 'schedule': 'loglinear', 'eps': 1e-3},
