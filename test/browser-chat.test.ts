@@ -83,7 +83,10 @@ after(async () => {
 });
 
 test('a message gets a reply streamed block by block, with its numbers underneath', { skip: waiting }, async () => {
-  await settings({ maxTokens: '48', fixedLength: true });
+  // Longer than one denoising window (half the context), so the reply streams in at least two
+  // pieces whatever order the sampler unmasks a window in: within one window the first position
+  // may be decoded last, and then that window arrives whole.
+  await settings({ maxTokens: String(Number(longReply) + 16), fixedLength: true });
   // Record every text the reply shows while it streams, to see it grow rather than appear.
   await page.evaluate(`(() => {
     window.seen = [];
