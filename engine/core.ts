@@ -4,7 +4,8 @@ import * as ort from 'onnxruntime-node';
 import type { EngineOptions } from './api.js';
 import { openDeviceSession } from './device-session.js';
 import { EngineRequestError } from './errors.js';
-import { familyOf } from './families/registry.js';
+import { EntropyStop } from './entropy-stop.js';
+import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
 import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 import { Scheduler } from './scheduler.js';
@@ -23,6 +24,8 @@ export { EngineRequestError };
 export function modelInfo(m: Manifest, device: string): ModelInfo {
   const d = m.defaults;
   const sampler = typeof d.sampler === 'string' && m.samplers.includes(d.sampler) ? d.sampler : m.samplers[0]!;
+  const blockwise = familyOf(m)?.blockwise === true;
+  const minEntropy = d.min_entropy ?? (blockwise ? BD3LM_ENTROPY.minEntropy : 0);
   return {
     name: m.name,
     family: m.family,
@@ -40,20 +43,35 @@ export function modelInfo(m: Manifest, device: string): ModelInfo {
       topK: d.top_k ?? 0,
       ignoreEos: false,
       ...(d.block_size !== undefined ? { blockSize: d.block_size } : {}),
+      ...(minEntropy > 0 ? { minEntropy } : {}),
+      entropyWindow: d.entropy_window ?? BD3LM_ENTROPY.entropyWindow,
     },
     limits: {
       maxSteps: 1024,
       blockSizes: m.block?.sizes ?? null,
       maxSpeculativeK: m.family === 'asarm' ? 16 : null,
+      maxTokens: blockwise ? BLOCKWISE_CONTEXTS * m.max_length : null,
     },
     device,
   };
+}
+
+/** The sequence's entropy rule, or null when it is off; throws for settings out of range. */
+function entropyStop(params: GenerationParams): EntropyStop | null {
+  const min = params.minEntropy;
+  if (min === undefined || min === 0) return null;
+  if (!(min > 0) || !Number.isFinite(min)) throw new EngineRequestError('invalid_request', `minEntropy must be a non-negative number, got ${min}`, 'min_entropy');
+  const window = params.entropyWindow ?? BD3LM_ENTROPY.entropyWindow;
+  if (!Number.isInteger(window) || window < 2) throw new EngineRequestError('invalid_request', `entropyWindow must be an integer of at least 2, got ${window}`, 'entropy_window');
+  return new EntropyStop(min, window);
 }
 
 export class EngineCore {
   readonly model: ModelInfo;
   private readonly scheduler: Scheduler;
   private readonly live = new Map<number, Sequence>();
+  /** Sequences whose entropy rule tripped on their last commit: ended at the end of the tick. */
+  private readonly lowEntropy = new Set<number>();
   private stepSeconds: number[] = [];
   private batchSizes: number[] = [];
   private loopDone: Promise<void>;
@@ -74,6 +92,7 @@ export class EngineCore {
         this.events.error({ type: 'error', id: seq.id, code: 'engine_error', message: String((err as Error)?.message ?? err) });
       },
       call: ({ seconds, batch }) => { this.stepSeconds.push(seconds); this.batchSizes.push(batch); },
+      settle: (seq) => { if (this.lowEntropy.has(seq.id)) seq.stop('stop'); },
     }, opts.maxBatch ?? 16, opts.maxQueue ?? 256);
     this.loopDone = this.scheduler.loop();
   }
@@ -102,11 +121,16 @@ export class EngineCore {
     if (!(params.steps >= 1)) throw new EngineRequestError('invalid_request', 'steps must be at least 1', 'steps');
     const family = familyOf(m)!;
     family.validate(params, m);
+    const entropy = entropyStop(params);
     const seq = family.create(id, prompt, params, {
       manifest: m,
       ...(this.cacheBudgetBytes !== undefined ? { cacheBudgetBytes: this.cacheBudgetBytes } : {}),
       sink: {
-        commit: (tokens) => { this.scheduler.tokensTotal += tokens.length; this.events.commit(id, tokens); },
+        commit: (tokens) => {
+          this.scheduler.tokensTotal += tokens.length;
+          this.events.commit(id, tokens);
+          if (entropy?.push(tokens)) this.lowEntropy.add(id);
+        },
         step: (step, offset, canvas) => this.events.step({ type: 'step', id, step, offset, canvas }),
       },
     });
@@ -120,7 +144,9 @@ export class EngineCore {
 
   private finish(seq: Sequence): void {
     if (!this.live.delete(seq.id)) return;
-    this.events.done({ type: 'done', id: seq.id, reason: seq.finishReason ?? 'error', usage: seq.usage() });
+    const reason = seq.finishReason ?? 'error';
+    const lowEntropy = this.lowEntropy.delete(seq.id) && reason === 'stop';
+    this.events.done({ type: 'done', id: seq.id, reason, usage: seq.usage(), ...(lowEntropy ? { stopReason: 'low_entropy' as const } : {}) });
   }
 
   stats(): StatsMsg {

@@ -62,6 +62,9 @@ const DefaultsSchema = z
     block_size: z.number().int().positive(),
     max_tokens: z.number().int().positive(),
     speculative_k: z.number().int().positive(),
+    /** BD3-LM's entropy rule (engine/entropy-stop.ts): threshold in nats (0: off) and window. */
+    min_entropy: z.number().nonnegative(),
+    entropy_window: z.number().int().min(2),
   })
   .partial()
   .catchall(z.unknown());

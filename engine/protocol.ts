@@ -32,6 +32,13 @@ export interface GenerationParams {
   remasking?: RemaskingParams;
   /** ASSD: tokens drafted per call. */
   speculativeK?: number;
+  /**
+   * BD3-LM's variable-length rule: end the sequence once the unigram entropy (nats) of its last
+   * `entropyWindow` generated tokens falls below this. Absent or 0: off.
+   */
+  minEntropy?: number;
+  /** Generated tokens the entropy rule looks back over (BD3-LM: 256). */
+  entropyWindow?: number;
   /** Family- or sampler-specific extras that the engine validated. */
   extra?: Record<string, number | string | boolean>;
 }
@@ -74,6 +81,11 @@ export interface ModelInfo {
     maxSteps: number;
     blockSizes: number[] | null;
     maxSpeculativeK: number | null;
+    /**
+     * Most completion tokens a request may ask for, or null: what the context leaves after the
+     * prompt. Block families slide their window and so may write past their context.
+     */
+    maxTokens: number | null;
   };
   device: string;
 }
@@ -138,6 +150,8 @@ export interface DoneMsg {
   id: number;
   reason: FinishReason;
   usage: Usage;
+  /** Why a 'stop' that no stop token caused: 'low_entropy' (the minEntropy rule). */
+  stopReason?: 'low_entropy';
 }
 
 export interface ErrorMsg {

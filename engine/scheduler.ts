@@ -26,6 +26,11 @@ export interface SchedulerHooks {
   finished(seq: Sequence): void;
   failed(seq: Sequence, err: unknown): void;
   call(stats: TickStats): void;
+  /**
+   * After each tick, before finished sequences leave: the owner may end a sequence here for a
+   * reason of its own (EngineCore's entropy stop), between ticks as a cancel would.
+   */
+  settle?(seq: Sequence): void;
 }
 
 export class Scheduler {
@@ -87,6 +92,7 @@ export class Scheduler {
   private retire(): void {
     for (let i = this.running.length - 1; i >= 0; i--) {
       const s = this.running[i]!;
+      if (!s.finishReason) this.hooks.settle?.(s);
       if (s.finishReason) {
         this.running.splice(i, 1);
         this.hooks.finished(s);

@@ -16,8 +16,12 @@ export interface GenerationListener {
   delta(text: string, tokens: number[]): void;
   /** A canvas; may return a promise (e.g. to decode the canvas) that later events wait for. */
   step?(msg: StepMsg): void | Promise<void>;
-  /** Exactly once, last. `error` is set when reason is 'error'. */
-  done(reason: FinishReason, usage: Usage, error?: ErrorMsg): void;
+  /**
+   * Exactly once, last. `error` is set when reason is 'error'. `stopReason` says what ended a
+   * 'stop' other than EOS (as vLLM's stop_reason): the stop string that matched, or
+   * 'low_entropy' (the min_entropy rule); null otherwise.
+   */
+  done(reason: FinishReason, usage: Usage, error: ErrorMsg | undefined, stopReason: string | null): void;
 }
 
 export interface GenerationSpec {
@@ -76,7 +80,7 @@ export class Generation {
       done: (msg) => {
         this.metrics.liveSequences.dec();
         this.slot?.release();
-        this.enqueue(() => this.onDone(msg.reason, msg.usage));
+        this.enqueue(() => this.onDone(msg.reason, msg.usage, msg.stopReason ?? null));
       },
     };
   }
@@ -111,7 +115,7 @@ export class Generation {
     this.listener.delta(r.text, tokens);
   }
 
-  private async onDone(reason: FinishReason, usage: Usage): Promise<void> {
+  private async onDone(reason: FinishReason, usage: Usage, engineStopReason: string | null): Promise<void> {
     this.finished = true;
     if (!this.stoppedByString) {
       const r = this.stops.push(await this.detok.flush());
@@ -122,6 +126,7 @@ export class Generation {
     let final: FinishReason = reason;
     if (this.stoppedByString) final = 'stop';
     else if (this.error !== undefined) final = 'error';
-    this.listener.done(final, usage, final === 'error' ? this.error : undefined);
+    const stopReason = this.stoppedByString ? this.stops.matched : final === 'stop' ? engineStopReason : null;
+    this.listener.done(final, usage, final === 'error' ? this.error : undefined, stopReason);
   }
 }

@@ -20,6 +20,8 @@ const CLIENT_GONE = 499;
 interface Choice {
   text: string;
   finish: FinishReason | null;
+  /** vLLM's stop_reason: the stop string that matched, 'low_entropy', or null. */
+  stopReason: string | null;
   usage: Usage | null;
   error?: ErrorMsg;
 }
@@ -104,16 +106,17 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
   const model = ctx.model.name;
   const object = api === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const includeUsage = r.stream === true && r.stream_options?.include_usage === true;
-  const choices: Choice[] = specs.map(() => ({ text: '', finish: null, usage: null }));
+  const choices: Choice[] = specs.map(() => ({ text: '', finish: null, stopReason: null, usage: null }));
   const gens: Generation[] = [];
   let sse: SseStream | null = null;
   let remaining = specs.length;
 
-  const chunk = (index: number, text: string, finish: FinishReason | null): Record<string, unknown> => {
+  const chunk = (index: number, text: string, finish: FinishReason | null, stopReason: string | null = null): Record<string, unknown> => {
+    const end = finish === null ? {} : { stop_reason: stopReason };
     const c =
       api === 'chat'
-        ? { index, delta: finish === null ? { content: text } : {}, logprobs: null, finish_reason: finish }
-        : { index, text, logprobs: null, finish_reason: finish };
+        ? { index, delta: finish === null ? { content: text } : {}, logprobs: null, finish_reason: finish, ...end }
+        : { index, text, logprobs: null, finish_reason: finish, ...end };
     return { id, object, created, model, system_fingerprint: null, choices: [c], ...(includeUsage ? { usage: null } : {}) };
   };
 
@@ -141,8 +144,8 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           system_fingerprint: null,
           choices: choices.map((c, index) =>
             api === 'chat'
-              ? { index, message: { role: 'assistant', content: c.text, refusal: null }, logprobs: null, finish_reason: c.finish }
-              : { index, text: c.text, logprobs: null, finish_reason: c.finish },
+              ? { index, message: { role: 'assistant', content: c.text, refusal: null }, logprobs: null, finish_reason: c.finish, stop_reason: c.stopReason }
+              : { index, text: c.text, logprobs: null, finish_reason: c.finish, stop_reason: c.stopReason },
           ),
           usage,
         });
@@ -157,12 +160,13 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           if (sse !== null) sse.send(chunk(index, text, null));
           else choices[index]!.text += text;
         },
-        done: (reason, usage, error) => {
+        done: (reason, usage, error, stopReason) => {
           if (error) ctx.log.error({ error }, 'sequence failed');
           if (error) choices[index]!.error = error;
           choices[index]!.finish = reason === 'cancelled' ? 'stop' : reason;
+          choices[index]!.stopReason = stopReason;
           choices[index]!.usage = usage;
-          if (sse !== null && reason !== 'error') sse.send(chunk(index, '', choices[index]!.finish));
+          if (sse !== null && reason !== 'error') sse.send(chunk(index, '', choices[index]!.finish, stopReason));
           if (--remaining === 0) finishAll();
         },
       }, ctx.metrics, slots[index]);

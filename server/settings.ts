@@ -38,6 +38,9 @@ export const SETTINGS_SHAPE = {
   confidence_threshold: z.number().gt(0).lte(1).nullish(),
   remasking: RemaskingSchema.nullish(),
   speculative_k: z.number().int().positive().nullish(),
+  /** BD3-LM's variable-length rule: stop once the last entropy_window tokens fall below min_entropy nats; 0 turns it off. */
+  min_entropy: z.number().min(0).nullish(),
+  entropy_window: z.number().int().min(2).nullish(),
   stream_steps: z.boolean().nullish(),
   ignore_eos: z.boolean().nullish(),
 } as const;
@@ -67,6 +70,8 @@ export function resolveParams(
   const d = model.defaults;
 
   const room = model.maxLength - promptLength;
+  // Block families slide their window: they may write past the context, up to their own limit.
+  const most = model.limits.maxTokens ?? room;
   if (room < 1) {
     throw new ApiError(
       400,
@@ -78,7 +83,10 @@ export function resolveParams(
   }
   const askedField = s.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const asked = s.max_completion_tokens ?? s.max_tokens ?? null;
-  if (asked !== null && asked > room) {
+  if (asked !== null && asked > most && model.limits.maxTokens !== null) {
+    throw bad(askedField, `must be at most ${most} for this model (${model.family} slides its window up to that many tokens), got ${asked}`);
+  }
+  if (asked !== null && asked > most) {
     throw new ApiError(
       400,
       `This model's maximum context length is ${model.maxLength} tokens. However, you requested ${promptLength + asked} tokens (${promptLength} in the prompt, ${asked} for the completion). Please reduce the prompt or the completion length.`,
@@ -87,7 +95,7 @@ export function resolveParams(
       'context_length_exceeded',
     );
   }
-  const maxTokens = asked ?? Math.min(d.maxTokens, room);
+  const maxTokens = asked ?? Math.min(d.maxTokens, most);
 
   // A remasking setting alone asks for the sampler that reads it.
   const sampler = s.sampler ?? (s.remasking != null && model.samplers.includes('remdm') ? 'remdm' : d.sampler);
@@ -124,6 +132,12 @@ export function resolveParams(
     remasking = { schedule: r.schedule, eta: r.eta, tOn: r.t_on, tOff: r.t_off, alphaOn: r.alpha_on };
   }
 
+  const minEntropy = s.min_entropy ?? d.minEntropy ?? 0;
+  const entropyWindow = s.entropy_window ?? d.entropyWindow ?? 256;
+  if (s.entropy_window != null && s.entropy_window > most) {
+    throw bad('entropy_window', `must be at most ${most}, the most tokens this request can generate, got ${s.entropy_window}`);
+  }
+
   const ignoreEos = s.ignore_eos ?? d.ignoreEos;
   const params: GenerationParams = {
     maxTokens,
@@ -142,6 +156,7 @@ export function resolveParams(
   if (threshold !== undefined) params.confidenceThreshold = threshold;
   if (remasking !== undefined) params.remasking = remasking;
   if (speculativeK !== undefined) params.speculativeK = speculativeK;
+  if (minEntropy > 0) { params.minEntropy = minEntropy; params.entropyWindow = entropyWindow; }
   if (d.extra !== undefined) params.extra = d.extra;
   return params;
 }

@@ -7,7 +7,7 @@ import type { StepMsg } from '../engine/protocol.js';
 export type OutFrame =
   | { type: 'delta'; id: string; text: string; tokens: number[] }
   | ({ type: 'step' } & Omit<StepMsg, 'type' | 'id'> & { id: string; canvas_text?: (string | null)[] })
-  | { type: 'done'; id: string; finish_reason: string; usage: unknown }
+  | { type: 'done'; id: string; finish_reason: string; stop_reason: string | null; usage: unknown }
   | { type: 'error'; id: string | null; code: string; message: string; param: string | null; retry_after?: number };
 
 /** An upper estimate of a frame's encoded size (JSON of UTF-16 text, ids up to 9 bytes). */

@@ -153,13 +153,13 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
           ...(texts !== null ? { canvas_text: texts.canvasText(s.canvas) } : {}),
         });
       },
-      done: (reason, usage, error) => {
+      done: (reason, usage, error, stopReason) => {
         d.gens.delete(m.id);
         const seconds = (performance.now() - started) / 1000;
         ctx.metrics.requestSeconds.observe({ api: 'ws' }, seconds);
         ctx.log.info({ api: 'ws', id: m.id, finish: reason, tokens: usage.completionTokens, nfe: usage.nfe, ms: Math.round(seconds * 1000) }, 'generation');
         if (error) send(ws, ctx, { type: 'error', id: m.id, code: error.code, message: error.message, param: null });
-        send(ws, ctx, { type: 'done', id: m.id, finish_reason: reason, usage: usageBody([prompt], [usage], 1) });
+        send(ws, ctx, { type: 'done', id: m.id, finish_reason: reason, stop_reason: stopReason, usage: usageBody([prompt], [usage], 1) });
       },
     }, ctx.metrics, slots[0]);
     ctx.metrics.requests.inc({ api: 'ws', status: 'accepted' });

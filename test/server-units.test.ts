@@ -58,7 +58,7 @@ const model: ModelInfo = {
   eosId: 1,
   samplers: ['ddpm', 'confidence'],
   defaults: { maxTokens: 48, sampler: 'ddpm', steps: 16, temperature: 1, topP: 1, topK: 0, ignoreEos: false, blockSize: 8 },
-  limits: { maxSteps: 256, blockSizes: [4, 8, 16], maxSpeculativeK: null },
+  limits: { maxSteps: 256, blockSizes: [4, 8, 16], maxSpeculativeK: null, maxTokens: null },
   device: 'cpu',
 };
 

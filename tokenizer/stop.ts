@@ -12,6 +12,8 @@ export interface StopResult {
 export class StopMatcher {
   private held = '';
   private done = false;
+  /** The stop string that matched (the earliest in the text), once one has. */
+  matched: string | null = null;
 
   constructor(private readonly stops: readonly string[]) {
     if (stops.some((s) => s.length === 0)) throw new Error('stop strings must not be empty');
@@ -24,7 +26,7 @@ export class StopMatcher {
     let cut = -1;
     for (const s of this.stops) {
       const i = buf.indexOf(s);
-      if (i !== -1 && (cut === -1 || i < cut)) cut = i;
+      if (i !== -1 && (cut === -1 || i < cut)) { cut = i; this.matched = s; }
     }
     if (cut !== -1) {
       this.done = true;

@@ -33,6 +33,7 @@ export function blockSizeOf(params: GenerationParams, m: Manifest): number {
 }
 
 export const bd3lmFamily: Family = {
+  blockwise: true,
   validate(params: GenerationParams, m: Manifest): void {
     requireMaskedSampler(params, m);
     const sizes = m.block!.sizes;

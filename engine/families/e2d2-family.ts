@@ -50,6 +50,7 @@ export function makeE2d2Family(opts: E2d2Options = {}): E2d2Family {
     return p;
   };
   return {
+    blockwise: true,
     pool,
     validate(params: GenerationParams, m: Manifest): void {
       requireMaskedSampler(params, m);

@@ -26,7 +26,18 @@ export interface Family {
   create(id: number, prompt: number[], params: GenerationParams, ctx: FamilyContext): Sequence;
   /** Families with a cache pool: its size and budget (engine stats, /metrics). */
   cache?(manifest: Manifest, budgetBytes?: number): { bytes: number; budgetBytes: number };
+  /**
+   * Block by block with a sliding window (BD3-LM, E2D2): a request may write past the model's
+   * context (up to BLOCKWISE_CONTEXTS contexts), and BD3-LM's variable-length rule (the entropy
+   * stop) is on by default.
+   */
+  blockwise?: true;
 }
+
+/** How many contexts' worth of tokens a blockwise family may write in one request. */
+export const BLOCKWISE_CONTEXTS = 16;
+/** BD3-LM's entropy rule: below 4 nats over the last 256 tokens the sample is degenerate. */
+export const BD3LM_ENTROPY = { minEntropy: 4, entropyWindow: 256 } as const;
 
 const FAMILIES: Record<string, Family> = {
   mdlm: withRemasking(mdlmFamily),
