@@ -9,10 +9,8 @@ import { blockHash, concatBlocks, takeBlock, type BlockCache, type CachedBlock }
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
-import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
 import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
-import { finalTokens, windowBlocks } from './block-window.js';
-import { maskedStep, plannedSteps } from './masked-step.js';
+import { BlockCanvas, windowBlocks } from './block-window.js';
 import { stopTokens } from './stop-tokens.js';
 
 export interface BlockModel {
@@ -57,18 +55,9 @@ export class Bd3lmSequence implements Sequence {
   private readonly context: { tokens: number[]; start: number }[] = [];
   private fresh: CachedBlock[] = [];
   private phase: Phase = 'prefill';
-  private canvas = new Int32Array(0);
-  /** Clean prompt tokens at the head of the current block (only the first block has any). */
-  private lead = 0;
-  private blockStart = 0; // absolute position of canvas[0]
-  private step = 0;
-  private steps = 0;
-  private stepCount = 0;
+  private readonly block: BlockCanvas;
   private past: { keys: RowTensor; values: RowTensor; mask: RowTensor } | null = null;
   private nfe = 0;
-  /** ddpm_cache: the block's last logits, reusable while a step changes no token (same input). */
-  private lastLogits: Float32Array | null = null;
-  private unchanged = false;
   private cachedTokens = 0;
   private readonly roles: BlockRoles;
   private readonly recompute: boolean;
@@ -87,6 +76,7 @@ export class Bd3lmSequence implements Sequence {
     this.roles = opts.roles ?? BD3LM_ROLES;
     this.recompute = opts.recompute ?? false;
     this.rng = new Rng(params.seed);
+    this.block = new BlockCanvas(blockSize, params, model, this.rng);
     this.stops = stopTokens(params, model.eosId);
     // With no prompt, start where the training stream starts a document: right after [EOS].
     const all = prompt.length === 0 && model.eosId !== null ? [model.eosId] : prompt;
@@ -101,7 +91,7 @@ export class Bd3lmSequence implements Sequence {
       if (b >= whole - window) this.pending.push({ tokens, hash: prev, start: b * blockSize });
     }
     this.lastHash = prev;
-    this.openBlock(all.slice(whole * blockSize), whole * blockSize);
+    this.block.open(all.slice(whole * blockSize), whole * blockSize);
     this.phase = this.pending.length > 0 ? 'prefill' : 'denoise';
     if (this.recompute) {
       for (const p of this.pending.splice(0)) this.context.push({ tokens: p.tokens, start: p.start });
@@ -111,21 +101,6 @@ export class Bd3lmSequence implements Sequence {
 
   private windowBlocks(): number {
     return windowBlocks(this.model.maxLength, this.blockSize);
-  }
-
-  private get sampler(): MaskedSampler {
-    return this.params.sampler as MaskedSampler;
-  }
-
-  private openBlock(head: number[], start: number): void {
-    this.canvas = new Int32Array(this.blockSize).fill(this.model.maskId);
-    this.canvas.set(head);
-    this.lead = head.length;
-    this.blockStart = start;
-    this.step = 0;
-    this.unchanged = false;
-    this.lastLogits = null;
-    this.steps = plannedSteps(this.params, this.blockSize - head.length);
   }
 
   next(): Next {
@@ -145,13 +120,15 @@ export class Bd3lmSequence implements Sequence {
         return { kind: 'call', call: this.call(p.tokens, p.start, true) };
       }
     }
-    if (this.phase === 'denoise' && this.unchanged && this.lastLogits) return { kind: 'local' };
+    // The block's logits depend only on its tokens and the fixed past: an unchanged block may
+    // reuse them (ddpm_cache, as BD3-LM's sampler does); the recompute baseline never does.
+    if (this.phase === 'denoise' && !this.recompute && this.block.reusable) return { kind: 'local' };
     if (this.recompute && this.fresh.length < this.context.length) {
       this.phase = 'context';
       const c = this.context[this.fresh.length]!;
       return { kind: 'call', call: this.call(c.tokens, c.start, true) };
     }
-    return { kind: 'call', call: this.call(Array.from(this.canvas), this.blockStart, this.phase === 'commit') };
+    return { kind: 'call', call: this.call(Array.from(this.block.tokens), this.block.start, this.phase === 'commit') };
   }
 
   private call(tokens: number[], start: number, wantKv: boolean): RowCall {
@@ -211,7 +188,7 @@ export class Bd3lmSequence implements Sequence {
       this.phase = 'denoise';
       return;
     }
-    const tokens = this.phase === 'prefill' ? this.pending[0]!.tokens : Array.from(this.canvas);
+    const tokens = this.phase === 'prefill' ? this.pending[0]!.tokens : Array.from(this.block.tokens);
     const hash = this.phase === 'prefill' ? this.pending[0]!.hash : blockHash(this.lastHash, tokens);
     this.store(hash, tokens.length, takeBlock(k.data as Float32Array, k.dims, tokens.length), takeBlock(v.data as Float32Array, v.dims, tokens.length));
     if (this.phase === 'prefill') {
@@ -220,7 +197,7 @@ export class Bd3lmSequence implements Sequence {
       return;
     }
     this.lastHash = hash;
-    this.openBlock([], this.blockStart + this.blockSize);
+    this.block.open([], this.block.start + this.blockSize);
     this.phase = 'denoise';
   }
 
@@ -236,32 +213,24 @@ export class Bd3lmSequence implements Sequence {
   }
 
   advance(): void {
-    this.denoise(this.lastLogits!);
+    this.denoise(null);
   }
 
-  private denoise(logits: Float32Array): void {
-    const changed = maskedStep(this.canvas, logits, this.step, Math.max(this.steps, 1), this.params, this.model, this.rng);
-    // The block's logits depend only on its tokens and the fixed past: an unchanged block may
-    // reuse them (ddpm_cache, as BD3-LM's sampler does); recompute mode never does.
-    this.unchanged = this.sampler === 'ddpm_cache' && changed === 0 && !this.recompute;
-    this.lastLogits = this.unchanged ? logits : null;
-    this.step++;
-    this.stepCount++;
-    if (this.params.streamSteps) this.sink.step(this.stepCount, this.generated.length, Array.from(this.canvas.subarray(this.lead)));
-    if (maskedCount(this.canvas, this.model.maskId) === 0) this.finishBlock();
+  private denoise(logits: Float32Array | null): void {
+    if (this.block.denoise(logits, this.sink, this.generated.length)) this.finishBlock();
   }
 
   /** The block is final: stream it, stop if it says so, else commit its keys/values next. */
   private finishBlock(): void {
-    const { fresh, stopped } = finalTokens(this.canvas.subarray(this.lead), this.stops, this.params.maxTokens - this.generated.length);
+    const { fresh, stopped } = this.block.final(this.stops, this.params.maxTokens - this.generated.length);
     for (const t of fresh) this.generated.push(t);
     if (fresh.length > 0) this.sink.commit(fresh);
     if (stopped) this.finish('stop');
     else if (this.generated.length >= this.params.maxTokens) this.finish('length');
     else if (this.recompute) {
-      this.context.push({ tokens: Array.from(this.canvas), start: this.blockStart });
+      this.context.push({ tokens: Array.from(this.block.tokens), start: this.block.start });
       while (this.context.length > this.windowBlocks()) this.context.shift();
-      this.openBlock([], this.blockStart + this.blockSize);
+      this.block.open([], this.block.start + this.blockSize);
     } else this.phase = 'commit';
   }
 

@@ -1,5 +1,11 @@
 // What BD3-LM and E2D2 share as block-by-block decoders: how many committed blocks fit beside
-// the one being generated, and which tokens of a finished block go out to the client.
+// the one being generated, the block being denoised (BlockCanvas), and which tokens of a
+// finished block go out to the client. The two families differ only in the calls they make.
+import type { GenerationParams } from '../protocol.js';
+import type { Rng } from '../rng.js';
+import { maskedCount } from '../samplers/masked.js';
+import type { SequenceSink } from '../sequence.js';
+import { maskedStep, plannedSteps, type MaskedStepModel } from './masked-step.js';
 
 /** Committed blocks that fit beside the current one in the model's length. */
 export function windowBlocks(maxLength: number, blockSize: number): number {
@@ -18,4 +24,72 @@ export function finalTokens(block: Int32Array, stops: Set<number>, room: number)
     fresh.push(tok);
   }
   return { fresh, stopped: false };
+}
+
+/**
+ * The block being generated: its tokens (the prompt's remainder at its head, `lead` of them,
+ * then [MASK] positions), where it starts, and its denoising schedule. A step with the
+ * request's masked sampler; after a step that changed no token, the block and its past are the
+ * same as before, so under `ddpm_cache` its last logits stand in for a network call.
+ */
+export class BlockCanvas {
+  tokens = new Int32Array(0);
+  /** Clean prompt tokens at the head (only the first block has any). */
+  lead = 0;
+  /** Absolute position of tokens[0]. */
+  start = 0;
+  /** Denoising steps so far over the whole sequence (the `step` frames' counter). */
+  stepCount = 0;
+  private step = 0;
+  private steps = 0;
+  private lastLogits: Float32Array | null = null;
+  private changed = true;
+
+  constructor(
+    private readonly size: number,
+    private readonly params: GenerationParams,
+    private readonly model: MaskedStepModel,
+    private readonly rng: Rng,
+  ) {}
+
+  open(head: readonly number[], start: number): void {
+    this.tokens = new Int32Array(this.size).fill(this.model.maskId);
+    this.tokens.set(head);
+    this.lead = head.length;
+    this.start = start;
+    this.step = 0;
+    this.lastLogits = null;
+    this.changed = true;
+    this.steps = plannedSteps(this.params, this.size - head.length);
+  }
+
+  /** ddpm_cache after a step that changed nothing: the last logits are still the block's. */
+  get reusable(): boolean {
+    return this.params.sampler === 'ddpm_cache' && !this.changed && this.lastLogits !== null;
+  }
+
+  /** Whether the last step changed a token. */
+  get dirty(): boolean {
+    return this.changed;
+  }
+
+  /**
+   * One step on the network's logits (or, with none, the last ones again); streams the canvas
+   * when the request asked for steps (`emitted` tokens precede it). True when the block is final.
+   */
+  denoise(logits: Float32Array | null, sink: SequenceSink, emitted: number): boolean {
+    const l = logits ?? this.lastLogits;
+    if (!l) throw new Error('a local step with no logits to reuse');
+    this.lastLogits = l;
+    this.changed = maskedStep(this.tokens, l, this.step, Math.max(this.steps, 1), this.params, this.model, this.rng) > 0;
+    this.step++;
+    this.stepCount++;
+    if (this.params.streamSteps) sink.step(this.stepCount, emitted, Array.from(this.tokens.subarray(this.lead)));
+    return maskedCount(this.tokens, this.model.maskId) === 0;
+  }
+
+  /** The finished block's tokens for the client (see finalTokens). */
+  final(stops: Set<number>, room: number): { fresh: number[]; stopped: boolean } {
+    return finalTokens(this.tokens.subarray(this.lead), stops, room);
+  }
 }

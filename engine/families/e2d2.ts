@@ -16,10 +16,8 @@ import { blockHash } from '../block-cache.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
-import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
 import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
-import { finalTokens, windowBlocks } from './block-window.js';
-import { maskedStep, plannedSteps } from './masked-step.js';
+import { BlockCanvas, windowBlocks } from './block-window.js';
 import { stopTokens } from './stop-tokens.js';
 import { E2d2Cache, encoderBytes, positionSlice, type E2d2Shape, type EncoderPool, type EncoderTensors, type PastTensors } from './e2d2-cache.js';
 
@@ -54,16 +52,8 @@ export class E2d2Sequence implements Sequence {
   private lastHash: string | null = null;
   private cachedTokens = 0;
   private phase: Phase = 'denoise';
-  private canvas = new Int32Array(0);
-  private lead = 0; // clean prompt tokens at the head of the current block
-  private blockStart = 0;
-  private step = 0;
-  private steps = 0;
-  private stepCount = 0;
+  private readonly block: BlockCanvas;
   private nfe = 0;
-  /** ddpm_cache: the block's last logits, reused while a step changes no token. */
-  private lastLogits: Float32Array | null = null;
-  private dirty = true;
   finishReason: FinishReason | null = null;
 
   constructor(
@@ -77,6 +67,7 @@ export class E2d2Sequence implements Sequence {
     opts: E2d2Options = {},
   ) {
     this.rng = new Rng(params.seed);
+    this.block = new BlockCanvas(blockSize, params, model, this.rng);
     this.recompute = opts.recompute ?? false;
     this.cache = new E2d2Cache(model, this.recompute ? null : pool);
     this.noPast = new E2d2Cache(model).pastTensors();
@@ -95,7 +86,7 @@ export class E2d2Sequence implements Sequence {
       if (b >= first && !this.recompute) this.pending.push({ tokens, hash: prev, start: b * blockSize });
     }
     this.lastHash = prev;
-    this.openBlock(all.slice(whole * blockSize), whole * blockSize);
+    this.block.open(all.slice(whole * blockSize), whole * blockSize);
     this.phase = this.pending.length > 0 ? 'prefill' : this.firstPhase();
   }
 
@@ -107,25 +98,10 @@ export class E2d2Sequence implements Sequence {
     return this.recompute && this.context.length > 0 ? 'encode' : 'denoise';
   }
 
-  private get sampler(): MaskedSampler {
-    return this.params.sampler as MaskedSampler;
-  }
-
-  private openBlock(head: number[], start: number): void {
-    this.canvas = new Int32Array(this.blockSize).fill(this.model.maskId);
-    this.canvas.set(head);
-    this.lead = head.length;
-    this.blockStart = start;
-    this.step = 0;
-    this.lastLogits = null;
-    this.dirty = true;
-    this.steps = plannedSteps(this.params, this.blockSize - head.length);
-  }
-
   next(): Next {
     if (this.finishReason) return { kind: 'done' };
     // Same canvas, same context: the network would return the same logits.
-    if (this.phase === 'denoise' && this.sampler === 'ddpm_cache' && !this.dirty && this.lastLogits) return { kind: 'local' };
+    if (this.phase === 'denoise' && this.block.reusable) return { kind: 'local' };
     if (this.phase === 'prefill') {
       // Blocks another request already encoded cost nothing; the hits are the rest's past.
       while (this.pending.length > 0) {
@@ -140,7 +116,7 @@ export class E2d2Sequence implements Sequence {
     switch (this.phase) {
       case 'prefill': return { kind: 'call', call: this.encoderCall(this.pending.flatMap((p) => p.tokens), this.pending[0]!.start) };
       case 'encode': return { kind: 'call', call: this.encoderCall(this.context, this.contextStart) };
-      case 'commit': return { kind: 'call', call: this.encoderCall(Array.from(this.canvas), this.blockStart) };
+      case 'commit': return { kind: 'call', call: this.encoderCall(Array.from(this.block.tokens), this.block.start) };
       case 'denoise': return { kind: 'call', call: this.decoderCall() };
     }
   }
@@ -166,9 +142,9 @@ export class E2d2Sequence implements Sequence {
   private decoderCall(): RowCall {
     const ctx = this.cache.contextTensors();
     return {
-      role: 'decoder', tokens: Array.from(this.canvas), outputStart: 0, outputLength: this.canvas.length,
+      role: 'decoder', tokens: Array.from(this.block.tokens), outputStart: 0, outputLength: this.block.tokens.length,
       inputs: {
-        positions: this.positions(this.blockStart, this.canvas.length),
+        positions: this.positions(this.block.start, this.block.tokens.length),
         context_keys: ctx.keys, context_values: ctx.values, context_mask: ctx.mask,
       },
     };
@@ -177,8 +153,8 @@ export class E2d2Sequence implements Sequence {
   consume(logits: Float32Array, extra?: Record<string, RowTensor>): void {
     this.nfe++;
     if (this.finishReason) return; // cancelled while the call ran
-    if (this.phase === 'denoise') { this.lastLogits = logits; this.denoise(logits); return; }
-    const n = this.phase === 'prefill' ? this.pending.length * this.blockSize : this.phase === 'encode' ? this.context.length : this.canvas.length;
+    if (this.phase === 'denoise') { this.denoise(logits); return; }
+    const n = this.phase === 'prefill' ? this.pending.length * this.blockSize : this.phase === 'encode' ? this.context.length : this.block.tokens.length;
     const outs = ['present_keys', 'present_values', 'present_context_keys', 'present_context_values'].map((name) => {
       const t = extra?.[name];
       if (!t) throw new Error(`the encoder graph returned no ${name}`);
@@ -193,13 +169,13 @@ export class E2d2Sequence implements Sequence {
       if (this.phase === 'encode') this.cache.append({ length: b - a, ...tensors });
       else if (this.phase === 'prefill') this.store(this.pending[i]!.hash, b - a, tensors);
       else {
-        this.lastHash = blockHash(this.lastHash, this.canvas);
+        this.lastHash = blockHash(this.lastHash, this.block.tokens);
         this.store(this.lastHash, b - a, tensors);
       }
     }
     if (this.phase === 'commit') {
       while (this.cache.blockCount > this.windowBlocks()) this.cache.dropOldest();
-      this.openBlock([], this.blockStart + this.blockSize);
+      this.block.open([], this.block.start + this.blockSize);
     }
     this.pending.length = 0;
     this.phase = 'denoise';
@@ -216,32 +192,26 @@ export class E2d2Sequence implements Sequence {
   }
 
   advance(): void {
-    if (!this.lastLogits) throw new Error('a local step with no logits to reuse');
-    this.denoise(this.lastLogits);
+    this.denoise(null);
   }
 
-  private denoise(logits: Float32Array): void {
-    const changed = maskedStep(this.canvas, logits, this.step, Math.max(this.steps, 1), this.params, this.model, this.rng);
-    this.dirty = changed > 0;
-    this.step++;
-    this.stepCount++;
-    if (this.params.streamSteps) this.sink.step(this.stepCount, this.generated.length, Array.from(this.canvas.subarray(this.lead)));
-    if (maskedCount(this.canvas, this.model.maskId) === 0) this.finishBlock();
-    else if (this.recompute && (this.dirty || this.sampler !== 'ddpm_cache')) this.phase = 'encode';
+  private denoise(logits: Float32Array | null): void {
+    if (this.block.denoise(logits, this.sink, this.generated.length)) this.finishBlock();
+    else if (this.recompute && !this.block.reusable) this.phase = 'encode';
   }
 
   /** The block is final: stream it, stop if it says so, else encode it next. */
   private finishBlock(): void {
-    const { fresh, stopped } = finalTokens(this.canvas.subarray(this.lead), this.stops, this.params.maxTokens - this.generated.length);
+    const { fresh, stopped } = this.block.final(this.stops, this.params.maxTokens - this.generated.length);
     for (const t of fresh) this.generated.push(t);
     if (fresh.length > 0) this.sink.commit(fresh);
     if (stopped) { this.finish('stop'); return; }
     if (this.generated.length >= this.params.maxTokens) { this.finish('length'); return; }
-    for (const t of this.canvas) this.context.push(t);
+    for (const t of this.block.tokens) this.context.push(t);
     const over = this.context.length - this.windowBlocks() * this.blockSize;
     if (over > 0) { this.context.splice(0, over); this.contextStart += over; }
     if (this.recompute) {
-      this.openBlock([], this.blockStart + this.blockSize);
+      this.block.open([], this.block.start + this.blockSize);
       this.phase = 'encode';
     } else {
       this.phase = 'commit';
