@@ -38,6 +38,8 @@ const ArchitectureSchema = z
     n_layers: z.number().int().positive(),
     n_heads: z.number().int().positive(),
     head_dim: z.number().int().positive(),
+    /** Key/value heads when fewer than n_heads (grouped-query attention): the K/V caches' head axis. */
+    n_kv_heads: z.number().int().positive().optional(),
     /** Parameters, for cards and FLOP/s accounting. */
     n_params: z.number().int().positive().optional(),
   })
@@ -162,6 +164,10 @@ export function parseManifest(json: unknown): Manifest {
   }
   if ((m.family === 'bd3lm' || m.family === 'e2d2') && !m.block) {
     throw new ManifestError(`model.json: block: family ${m.family} needs block sizes`, 'block');
+  }
+  const kv = m.architecture.n_kv_heads;
+  if (kv !== undefined && m.architecture.n_heads % kv !== 0) {
+    throw new ManifestError(`model.json: architecture.n_kv_heads: ${kv} does not divide n_heads ${m.architecture.n_heads}`, 'architecture.n_kv_heads');
   }
   for (const [name, id] of Object.entries(m.special_tokens)) {
     if (id !== null && id >= m.vocab_size) {

@@ -48,4 +48,8 @@ test('errors name the offending field', () => {
     fieldOf(() => parseManifest({ ...mdlm(), family: 'bd3lm', graphs: { block: { file: 'b.onnx', inputs: ['tokens'], outputs: ['logits'] } } })),
     'block',
   );
+  const arch = { d_model: 8, n_layers: 1, n_heads: 4, head_dim: 4 };
+  assert.equal(fieldOf(() => parseManifest({ ...mdlm(), architecture: { ...arch, n_kv_heads: 3 } })), 'architecture.n_kv_heads');
+  assert.equal(fieldOf(() => parseManifest({ ...mdlm(), architecture: { ...arch, n_kv_heads: 0 } })), 'architecture.n_kv_heads');
+  assert.equal(parseManifest({ ...mdlm(), architecture: { ...arch, n_kv_heads: 2 } }).architecture.n_kv_heads, 2);
 });

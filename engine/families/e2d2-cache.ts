@@ -13,7 +13,7 @@ import type { RowTensor } from '../row-tensor.js';
 export interface E2d2Shape {
   encLayers: number;
   decLayers: number;
-  nHeads: number;
+  kvHeads: number;
   headDim: number;
 }
 
@@ -93,7 +93,7 @@ export class E2d2Cache {
 
   // At least one slot: an empty cache is one masked dummy slot, not a zero-sized axis.
   private concat(k: keyof EncoderTensors, v: keyof EncoderTensors, nL: number): PastTensors {
-    const { nHeads: H, headDim: Dh } = this.shape;
+    const { kvHeads: H, headDim: Dh } = this.shape;
     const real = this.length;
     const P = Math.max(1, real);
     const keys = new Float32Array(nL * H * P * Dh);

@@ -23,7 +23,8 @@ export function e2d2Model(m: Manifest): E2d2Model {
     ...maskedFields(m),
     encLayers: layers(m, 'encoder_layers'),
     decLayers: layers(m, 'decoder_layers'),
-    nHeads: m.architecture.n_heads,
+    // Grouped-query models (the converted Qwen3 E2D2) cache fewer key/value heads than they query with.
+    kvHeads: m.architecture.n_kv_heads ?? m.architecture.n_heads,
     headDim: m.architecture.head_dim,
   };
 }

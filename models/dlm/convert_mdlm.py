@@ -108,16 +108,20 @@ def gpt2_special_tokens(masked: bool = True) -> dict:
     return {'mask': 50257 if masked else None, 'eos': 50256, 'bos': 50256, 'pad': None}
 
 
-def converter_main(convert, default_name: str, doc: str, argv=None) -> None:
-    """The command line every converter shares: --checkpoint, --out, --name, --fp16-weights."""
+def converter_main(convert, default_name: str, doc: str, argv=None, add_args=None) -> None:
+    """The command line every converter shares: --checkpoint, --out, --name, --fp16-weights;
+    add_args(parser) adds a converter's own flags, passed to convert as keyword arguments."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--checkpoint', required=True)
     ap.add_argument('--out', required=True)
     ap.add_argument('--name', default=default_name)
     ap.add_argument('--fp16-weights', action='store_true')
-    a = ap.parse_args(argv)
-    convert(a.checkpoint, a.out, a.name, a.fp16_weights)
-    print(json.dumps({'out': a.out}))
+    if add_args:
+        add_args(ap)
+    a = vars(ap.parse_args(argv))
+    common = [a.pop(k) for k in ('checkpoint', 'out', 'name', 'fp16_weights')]
+    convert(*common, **a)
+    print(json.dumps({'out': common[1]}))
 
 
 def write_gpt2_tokenizer(out: str, vocab_size: int) -> dict:

@@ -37,6 +37,8 @@ class E2D2(nn.Module):
         self.cfg = cfg
         self.dec_layers = dec_layers
         self.enc_layers = cfg.n_layers - dec_layers
+        # The cache's head count and width (e2d2_export sizes its inputs from these).
+        self.kv_heads, self.head_dim = cfg.n_heads, cfg.head_dim
         self.vocab_embed = EmbeddingLayer(cfg.d_model, cfg.vocab_size)
         self.sigma_map = TimestepEmbedder(cfg.cond_dim)
         self.rotary_emb = Rotary(cfg.head_dim)

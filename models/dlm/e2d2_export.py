@@ -4,7 +4,8 @@ model.json, encoder.onnx, decoder.onnx, tokenizer.json.
   python -m dlm.e2d2_export --run .work/runs/e2d2 --tokenizer .work/tok/tokenizer.json \\
       --out models/zoo/e2d2-brown --name e2d2-brown [--fp16-weights] [--card]
 
-Graphs (docs/model-format.md, section E2D2), every per-row input batch-first, opset 17:
+Graphs (docs/model-format.md, section E2D2), every per-row input batch-first, opset 17 (H: the
+model's key/value heads, `kv_heads`; models/dlm/e2d2_qwen3.py exports through the same classes):
   encoder  tokens, attention_mask, positions [B,L], block_size [B], past_keys, past_values
            [B,nEnc,H,P,Dh], past_mask [B,P]
            -> hidden [B,L,D], present_keys, present_values [B,nEnc,H,L,Dh],
@@ -69,16 +70,14 @@ class DecoderGraph(nn.Module):
 
 
 def example_encoder(model: E2D2, B=2, L=4, P=3):
-    c = model.cfg
-    z = torch.zeros(B, model.enc_layers, c.n_heads, P, c.head_dim)
+    z = torch.zeros(B, model.enc_layers, model.kv_heads, P, model.head_dim)
     return (torch.zeros(B, L, dtype=torch.long), torch.ones(B, L, dtype=torch.long),
             torch.arange(P, P + L)[None].expand(B, L).contiguous(), torch.full((B,), 4, dtype=torch.long),
             z, z.clone(), torch.ones(B, P, dtype=torch.long))
 
 
 def example_decoder(model: E2D2, B=2, L=4, P=3):
-    c = model.cfg
-    z = torch.zeros(B, model.dec_layers, c.n_heads, P, c.head_dim)
+    z = torch.zeros(B, model.dec_layers, model.kv_heads, P, model.head_dim)
     return (torch.zeros(B, L, dtype=torch.long), torch.ones(B, L, dtype=torch.long),
             torch.arange(P, P + L)[None].expand(B, L).contiguous(), z, z.clone(), torch.ones(B, P, dtype=torch.long))
 
@@ -118,11 +117,13 @@ def load_run(run_dir: str) -> tuple[E2D2, dict]:
     return model.eval(), res
 
 
-def manifest(name: str, model: E2D2, tok: dict, res: dict, description: str | None = None) -> dict:
+def manifest(name: str, model: E2D2, tok: dict, res: dict, description: str | None = None,
+             arch: dict | None = None) -> dict:
+    """`arch`: another backbone's architecture (the converted Qwen3 one); default: the DiT's."""
     cfg = model.cfg
     sizes = res.get('block_sizes', [4])
-    arch = mf.architecture(cfg, count_params(model)) | {'encoder_layers': model.enc_layers,
-                                                        'decoder_layers': model.dec_layers}
+    arch = (arch or mf.architecture(cfg, count_params(model))) | {'encoder_layers': model.enc_layers,
+                                                                  'decoder_layers': model.dec_layers}
     return {
         'name': name, 'family': 'e2d2',
         'description': description or 'E2D2 (encoder-decoder block diffusion) trained by dlm-serve (see README.md)',

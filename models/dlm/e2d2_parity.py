@@ -54,8 +54,8 @@ def encoder_case(m: E2D2, g: torch.Generator):
     am = torch.ones(B, L, dtype=torch.long)
     am[1, 3:] = 0
     pos = torch.stack([torch.arange(8, 12), torch.arange(4, 8)])
-    pk = torch.randn(B, m.enc_layers, c.n_heads, P, c.head_dim, generator=g)
-    pv = torch.randn(B, m.enc_layers, c.n_heads, P, c.head_dim, generator=g)
+    pk = torch.randn(B, m.enc_layers, m.kv_heads, P, m.head_dim, generator=g)
+    pv = torch.randn(B, m.enc_layers, m.kv_heads, P, m.head_dim, generator=g)
     pm = torch.ones(B, P, dtype=torch.long)
     pm[1, 4:] = 0
     bs = torch.full((B,), 4, dtype=torch.long)
@@ -65,7 +65,7 @@ def encoder_case(m: E2D2, g: torch.Generator):
 def encoder_multiblock_case(m: E2D2, g: torch.Generator):
     """Two blocks in one call with no past (the prompt's prefill): block-causal inside the call."""
     c, B, L = m.cfg, 1, 8
-    z = torch.zeros(B, m.enc_layers, c.n_heads, 1, c.head_dim)
+    z = torch.zeros(B, m.enc_layers, m.kv_heads, 1, m.head_dim)
     return dict(tokens=torch.randint(0, c.vocab_size - 1, (B, L), generator=g), attention_mask=torch.ones(B, L, dtype=torch.long),
                 positions=torch.arange(L)[None], block_size=torch.full((B,), 4, dtype=torch.long),
                 past_keys=z, past_values=z.clone(), past_mask=torch.zeros(B, 1, dtype=torch.long))
@@ -79,8 +79,8 @@ def decoder_case(m: E2D2, g: torch.Generator):
     pm = torch.ones(B, P, dtype=torch.long)
     pm[0, 5:] = 0
     return dict(tokens=tokens, attention_mask=am, positions=torch.stack([torch.arange(8, 12), torch.arange(5, 9)]),
-                context_keys=torch.randn(B, m.dec_layers, c.n_heads, P, c.head_dim, generator=g),
-                context_values=torch.randn(B, m.dec_layers, c.n_heads, P, c.head_dim, generator=g), context_mask=pm)
+                context_keys=torch.randn(B, m.dec_layers, m.kv_heads, P, m.head_dim, generator=g),
+                context_values=torch.randn(B, m.dec_layers, m.kv_heads, P, m.head_dim, generator=g), context_mask=pm)
 
 
 def write_model_dir(out: str, tokenizer: str) -> None:
@@ -119,7 +119,14 @@ def main(argv=None):
 def write_cases(out: str, fp16: bool) -> None:
     os.makedirs(out, exist_ok=True)
     m = random_model()
-    paths = export_graphs(m, out, fp16)
+    write_model_cases(m, export_graphs(m, out, fp16), out, fp16)
+
+
+def write_model_cases(m, paths: dict[str, str], out: str, fp16: bool) -> None:
+    """Cases for graphs `paths` exported from m (an E2D2 or a converted Qwen3 E2D2: the token
+    id vocab_size - 1 is [MASK] in both). With fp16, m's weights are rounded in place as the
+    files store them."""
+    os.makedirs(out, exist_ok=True)
     if fp16:  # compare against the same fp16-rounded weights that the files store
         round_like_fp16_initializers(m)
     g = torch.Generator().manual_seed(1)
@@ -141,7 +148,7 @@ def write_cases(out: str, fp16: bool) -> None:
     with torch.no_grad():
         full = m(xt, x0, bs)
     index['chain'] = {'block_size': bs, 'length': L, 'enc_layers': m.enc_layers, 'dec_layers': m.dec_layers,
-                      'n_heads': m.cfg.n_heads, 'head_dim': m.cfg.head_dim, 'vocab': m.cfg.vocab_size,
+                      'kv_heads': m.kv_heads, 'head_dim': m.head_dim, 'vocab': m.cfg.vocab_size,
                       'files': _write(out, 'chain', {'x0': x0.numpy(), 'xt': xt.numpy(), 'logits': full.numpy()})}
     with open(os.path.join(out, 'cases.json'), 'w') as f:
         json.dump(index, f)

@@ -18,7 +18,7 @@ TOL = 1e-5
 
 
 def _empty(m, B, n_layers):
-    z = torch.zeros(B, n_layers, m.cfg.n_heads, 1, m.cfg.head_dim)
+    z = torch.zeros(B, n_layers, m.kv_heads, 1, m.head_dim)
     return z, z.clone(), torch.zeros(B, 1, dtype=torch.long)
 
 
