@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const flopsPerRow = rowFlops(ditShape(dir.manifest), L);
 
   const M = Math.max(...concurrency) * L;
-  const ceiling = await measureMatmulCeiling([[1024, 1024, 1024], [M, dir.manifest.architecture.d_model, 4 * dir.manifest.architecture.d_model]], { threads, seconds: 1 });
+  const ceiling = await measureMatmulCeiling([[1024, 1024, 1024], [M, dir.manifest.architecture.d_model, 4 * dir.manifest.architecture.d_model]], { threads });
   console.log(`ORT MatMul ceiling: ${ceiling.gflops.toFixed(1)} GFLOP/s (${ceiling.points.map((p) => `${p.m}x${p.k}x${p.n}: ${p.gflops.toFixed(1)}`).join(', ')})`);
   console.log(`model ${dir.manifest.name}: rows of ${L} positions (${promptLen} prompt + ${maxTokens}), ${(flopsPerRow / 1e9).toFixed(3)} GFLOP per row; ${steps} steps, ddpm`);
 
