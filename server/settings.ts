@@ -83,10 +83,10 @@ export function resolveParams(
   }
   const askedField = s.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const asked = s.max_completion_tokens ?? s.max_tokens ?? null;
-  if (asked !== null && asked > most && model.limits.maxTokens !== null) {
-    throw bad(askedField, `must be at most ${most} for this model (${model.family} slides its window up to that many tokens), got ${asked}`);
-  }
   if (asked !== null && asked > most) {
+    if (model.limits.maxTokens !== null) {
+      throw bad(askedField, `must be at most ${most} for this model (${model.family} slides its window up to that many tokens), got ${asked}`);
+    }
     throw new ApiError(
       400,
       `This model's maximum context length is ${model.maxLength} tokens. However, you requested ${promptLength + asked} tokens (${promptLength} in the prompt, ${asked} for the completion). Please reduce the prompt or the completion length.`,
@@ -133,7 +133,8 @@ export function resolveParams(
   }
 
   const minEntropy = s.min_entropy ?? d.minEntropy ?? 0;
-  const entropyWindow = s.entropy_window ?? d.entropyWindow ?? 256;
+  // Left out, the engine's default window applies.
+  const entropyWindow = s.entropy_window ?? d.entropyWindow;
   if (s.entropy_window != null && s.entropy_window > most) {
     throw bad('entropy_window', `must be at most ${most}, the most tokens this request can generate, got ${s.entropy_window}`);
   }
@@ -156,7 +157,10 @@ export function resolveParams(
   if (threshold !== undefined) params.confidenceThreshold = threshold;
   if (remasking !== undefined) params.remasking = remasking;
   if (speculativeK !== undefined) params.speculativeK = speculativeK;
-  if (minEntropy > 0) { params.minEntropy = minEntropy; params.entropyWindow = entropyWindow; }
+  if (minEntropy > 0) {
+    params.minEntropy = minEntropy;
+    if (entropyWindow !== undefined) params.entropyWindow = entropyWindow;
+  }
   if (d.extra !== undefined) params.extra = d.extra;
   return params;
 }

@@ -10,7 +10,7 @@ import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
 import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
-import { BlockCanvas, windowBlocks } from './block-window.js';
+import { BlockCanvas, promptBlocks, windowBlocks, type PromptBlock } from './block-window.js';
 import { stopTokens } from './stop-tokens.js';
 
 export interface BlockModel {
@@ -49,7 +49,7 @@ export class Bd3lmSequence implements Sequence {
   private readonly held: CachedBlock[] = [];
   private lastHash: string | null = null;
   /** Prompt blocks still to be found in or written to the cache, with their hashes. */
-  private readonly pending: { tokens: number[]; hash: string; start: number }[] = [];
+  private readonly pending: PromptBlock[];
   /** Recompute mode (no cache; the baseline of the KV-cache benchmark): the window's clean
    * blocks, re-encoded before every denoising call into `fresh`. */
   private readonly context: { tokens: number[]; start: number }[] = [];
@@ -78,20 +78,10 @@ export class Bd3lmSequence implements Sequence {
     this.rng = new Rng(params.seed);
     this.block = new BlockCanvas(blockSize, params, model, this.rng);
     this.stops = stopTokens(params, model.eosId);
-    // With no prompt, start where the training stream starts a document: right after [EOS].
-    const all = prompt.length === 0 && model.eosId !== null ? [model.eosId] : prompt;
-    const whole = Math.floor(all.length / blockSize);
-    // Hash every prompt block (the key names the whole prefix), but compute only those that fit
-    // the window beside the block being generated.
-    const window = this.windowBlocks();
-    let prev: string | null = null;
-    for (let b = 0; b < whole; b++) {
-      const tokens = all.slice(b * blockSize, (b + 1) * blockSize);
-      prev = blockHash(prev, tokens);
-      if (b >= whole - window) this.pending.push({ tokens, hash: prev, start: b * blockSize });
-    }
-    this.lastHash = prev;
-    this.block.open(all.slice(whole * blockSize), whole * blockSize);
+    const p = promptBlocks(prompt, model.eosId, blockSize, this.windowBlocks());
+    this.pending = p.inWindow;
+    this.lastHash = p.lastHash;
+    this.block.open(p.head, p.headStart);
     this.phase = this.pending.length > 0 ? 'prefill' : 'denoise';
     if (this.recompute) {
       for (const p of this.pending.splice(0)) this.context.push({ tokens: p.tokens, start: p.start });

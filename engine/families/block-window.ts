@@ -1,6 +1,7 @@
 // What BD3-LM and E2D2 share as block-by-block decoders: how many committed blocks fit beside
 // the one being generated, the block being denoised (BlockCanvas), and which tokens of a
 // finished block go out to the client. The two families differ only in the calls they make.
+import { blockHash } from '../block-cache.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Rng } from '../rng.js';
 import { maskedCount } from '../samplers/masked.js';
@@ -10,6 +11,35 @@ import { maskedStep, plannedSteps, type MaskedStepModel } from './masked-step.js
 /** Committed blocks that fit beside the current one in the model's length. */
 export function windowBlocks(maxLength: number, blockSize: number): number {
   return Math.max(0, Math.floor((maxLength - blockSize) / blockSize));
+}
+
+/** A whole block of the prompt: its tokens, the hash naming the prefix up to it, its position. */
+export interface PromptBlock {
+  tokens: number[];
+  hash: string;
+  start: number;
+}
+
+/**
+ * A prompt as a block decoder starts from it. Every whole block is hashed along the prefix
+ * chain (`lastHash` names the whole prefix, so the next block's hash follows it), but only the
+ * last `window` blocks, those that fit beside the block being generated, are returned to be
+ * found in the pool or computed; the remainder (`head`, at `headStart`) opens the first block.
+ * With no prompt, generation starts where the training stream starts a document: after [EOS].
+ */
+export function promptBlocks(prompt: readonly number[], eosId: number | null, blockSize: number, window: number): {
+  inWindow: PromptBlock[]; lastHash: string | null; head: number[]; headStart: number;
+} {
+  const all = prompt.length === 0 && eosId !== null ? [eosId] : prompt;
+  const whole = Math.floor(all.length / blockSize);
+  const inWindow: PromptBlock[] = [];
+  let prev: string | null = null;
+  for (let b = 0; b < whole; b++) {
+    const tokens = all.slice(b * blockSize, (b + 1) * blockSize);
+    prev = blockHash(prev, tokens);
+    if (b >= whole - window) inWindow.push({ tokens, hash: prev, start: b * blockSize });
+  }
+  return { inWindow, lastHash: prev, head: all.slice(whole * blockSize), headStart: whole * blockSize };
 }
 
 /**

@@ -17,7 +17,7 @@ import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
 import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
-import { BlockCanvas, windowBlocks } from './block-window.js';
+import { BlockCanvas, promptBlocks, windowBlocks, type PromptBlock } from './block-window.js';
 import { stopTokens } from './stop-tokens.js';
 import { E2d2Cache, encoderBytes, positionSlice, type E2d2Shape, type EncoderPool, type EncoderTensors, type PastTensors } from './e2d2-cache.js';
 
@@ -47,7 +47,7 @@ export class E2d2Sequence implements Sequence {
   private context: number[] = [];
   private contextStart = 0;
   /** Prompt blocks inside the window still to be found in the pool or encoded, with their hashes. */
-  private readonly pending: { tokens: number[]; hash: string; start: number }[] = [];
+  private readonly pending: PromptBlock[];
   /** Hash of the last committed block (names the whole prefix so far). */
   private lastHash: string | null = null;
   private cachedTokens = 0;
@@ -72,21 +72,13 @@ export class E2d2Sequence implements Sequence {
     this.cache = new E2d2Cache(model, this.recompute ? null : pool);
     this.noPast = new E2d2Cache(model).pastTensors();
     this.stops = stopTokens(params, model.eosId);
-    // With no prompt, start where the training stream starts a document: right after [EOS].
-    const all = prompt.length === 0 && model.eosId !== null ? [model.eosId] : prompt;
-    const whole = Math.floor(all.length / blockSize);
-    const first = Math.max(0, whole - this.windowBlocks());
-    this.context = all.slice(first * blockSize, whole * blockSize);
-    this.contextStart = first * blockSize;
-    // Hash every prompt block (the key names the whole prefix); only the window's are needed.
-    let prev: string | null = null;
-    for (let b = 0; b < whole; b++) {
-      const tokens = all.slice(b * blockSize, (b + 1) * blockSize);
-      prev = blockHash(prev, tokens);
-      if (b >= first && !this.recompute) this.pending.push({ tokens, hash: prev, start: b * blockSize });
-    }
-    this.lastHash = prev;
-    this.block.open(all.slice(whole * blockSize), whole * blockSize);
+    const p = promptBlocks(prompt, model.eosId, blockSize, this.windowBlocks());
+    this.context = p.inWindow.flatMap((b) => b.tokens);
+    this.contextStart = p.inWindow[0]?.start ?? p.headStart;
+    // The recompute baseline encodes its whole context before each step instead.
+    this.pending = this.recompute ? [] : p.inWindow;
+    this.lastHash = p.lastHash;
+    this.block.open(p.head, p.headStart);
     this.phase = this.pending.length > 0 ? 'prefill' : this.firstPhase();
   }
 
