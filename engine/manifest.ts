@@ -23,6 +23,22 @@ export const REQUIRED_GRAPHS: Record<Family, readonly string[]> = {
 
 const tokenId = z.number().int().nonnegative();
 
+export const PRECISIONS = ['fp32', 'int8'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/** Another file of the same graph (same inputs and outputs) at another precision. */
+const VariantSchema = z.object({
+  /** ONNX file, relative to the model directory (models/dlm/quantize.py writes it). */
+  file: z.string().min(1),
+  /**
+   * sha256 of the `file` of the graph it was derived from, when it reads that file's weights
+   * (quantize.py --weights derive): it is only valid beside that exact file.
+   */
+  source_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** How it was made, for people (tool and flags). */
+  method: z.string().optional(),
+});
+
 const GraphSchema = z.object({
   /** ONNX file, relative to the model directory. */
   file: z.string().min(1),
@@ -30,6 +46,10 @@ const GraphSchema = z.object({
   inputs: z.array(z.string().min(1)).min(1),
   /** Output names in the graph. */
   outputs: z.array(z.string().min(1)).min(1),
+  /** What `file` computes in (fp16 storage still computes in fp32). */
+  precision: z.literal('fp32').default('fp32'),
+  /** The same graph at other precisions, keyed by precision. */
+  variants: z.object({ int8: VariantSchema }).partial().strict().default({}),
 });
 
 const ArchitectureSchema = z
@@ -101,6 +121,8 @@ export const ManifestSchema = z.object({
     })
     .optional(),
   graphs: z.record(z.string(), GraphSchema),
+  /** The precision served per device when the user does not pick one (absent: fp32). */
+  default_precision: z.object({ cpu: z.enum(PRECISIONS), cuda: z.enum(PRECISIONS), webgpu: z.enum(PRECISIONS) }).partial().default({}),
   /** Sampler names this model supports; the first is the default unless defaults.sampler says otherwise. */
   samplers: z.array(z.string().min(1)).min(1),
   defaults: DefaultsSchema.default({}),
@@ -139,6 +161,8 @@ export interface ModelDir {
   manifest: Manifest;
   tokenizerPath: string;
   graphPaths: Record<string, string>;
+  /** Per graph role and precision other than fp32: the variant files that exist. */
+  variantPaths: Record<string, Partial<Record<Precision, string>>>;
 }
 
 /** Validate parsed JSON as a manifest; throws ManifestError naming the first bad field. */
@@ -196,10 +220,17 @@ export function loadModelDir(dir: string): ModelDir {
     throw new ManifestError(`model.json: tokenizer: ${tokenizerPath} does not exist`, 'tokenizer');
   }
   const graphPaths: Record<string, string> = {};
+  const variantPaths: ModelDir['variantPaths'] = {};
   for (const [role, g] of Object.entries(manifest.graphs)) {
     const p = join(abs, g.file);
     if (!existsSync(p)) throw new ManifestError(`model.json: graphs.${role}.file: ${p} does not exist`, `graphs.${role}.file`);
     graphPaths[role] = p;
+    variantPaths[role] = {};
+    for (const [precision, v] of Object.entries(g.variants) as [Precision, { file: string }][]) {
+      const vp = join(abs, v.file);
+      if (!existsSync(vp)) throw new ManifestError(`model.json: graphs.${role}.variants.${precision}.file: ${vp} does not exist`, `graphs.${role}.variants.${precision}.file`);
+      variantPaths[role]![precision] = vp;
+    }
   }
-  return { dir: abs, manifest, tokenizerPath, graphPaths };
+  return { dir: abs, manifest, tokenizerPath, graphPaths, variantPaths };
 }

@@ -1,5 +1,6 @@
 // Every committed model directory is servable: its model.json passes the engine's schema, its
-// files exist, and each graph loads in onnxruntime-node and answers with the declared shapes.
+// files exist, and each graph (and each precision variant of it) loads in onnxruntime-node and
+// answers with the declared shapes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -15,7 +16,8 @@ for (const name of readdirSync(ZOO)) {
     const m = md.manifest;
     for (const [role, spec] of Object.entries(m.graphs)) {
       if (!spec.inputs.every((i) => i === 'tokens' || i === 'attention_mask')) continue; // family graphs with caches have their own tests
-      const session = await ort.InferenceSession.create(md.graphPaths[role]!);
+      for (const path of [md.graphPaths[role]!, ...Object.values(md.variantPaths[role] ?? {})]) {
+      const session = await ort.InferenceSession.create(path);
       assert.deepEqual([...session.inputNames].sort(), [...spec.inputs].sort());
       const L = 6;
       const ids = BigInt64Array.from({ length: L }, (_, i) => BigInt((i * 7) % m.vocab_size));
@@ -28,6 +30,7 @@ for (const name of readdirSync(ZOO)) {
       assert.deepEqual(logits.dims, [1, L, m.vocab_size]);
       assert.ok((logits.data as Float32Array).every(Number.isFinite));
       await session.release();
+      }
     }
   });
 }
