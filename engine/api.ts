@@ -2,6 +2,7 @@
 // its own process (inference blocks the thread it runs on, and a crashed or hung engine
 // must not take the server down); the same interface lets benchmarks call the engine
 // directly. Everything crossing it is plain data from engine/protocol.ts.
+import type { PrecisionChoice } from './precision.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
@@ -10,6 +11,8 @@ export interface EngineOptions {
   /** Model directory (model.json, graphs, tokenizer.json). */
   modelDir: string;
   device: Device;
+  /** Which graph files: fp32 (default here), int8, or auto (the manifest's default for the device). */
+  precision?: PrecisionChoice;
   /** ONNX Runtime intra-op threads (CPU); default: all cores. */
   threads?: number;
   /** Sequences decoded together at most; the rest wait in the queue. */

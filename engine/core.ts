@@ -6,7 +6,8 @@ import { openDeviceSession } from './device-session.js';
 import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
-import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
+import { loadModelDir, type Manifest, type ModelDir, type Precision } from './manifest.js';
+import { pickPrecision } from './precision.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 import { Scheduler } from './scheduler.js';
 import { sessionRunner } from './session-runner.js';
@@ -21,7 +22,7 @@ export interface CoreEvents {
 
 export { EngineRequestError };
 
-export function modelInfo(m: Manifest, device: string): ModelInfo {
+export function modelInfo(m: Manifest, device: string, precision = 'fp32'): ModelInfo {
   const d = m.defaults;
   const sampler = typeof d.sampler === 'string' && m.samplers.includes(d.sampler) ? d.sampler : m.samplers[0]!;
   const blockwise = familyOf(m)?.blockwise === true;
@@ -53,6 +54,7 @@ export function modelInfo(m: Manifest, device: string): ModelInfo {
       maxTokens: blockwise ? BLOCKWISE_CONTEXTS * m.max_length : null,
     },
     device,
+    precision,
   };
 }
 
@@ -82,9 +84,10 @@ export class EngineCore {
     opts: EngineOptions,
     private readonly events: CoreEvents,
     private readonly cacheBudgetBytes: number | undefined,
+    precision: Precision,
   ) {
     const m = dir.manifest;
-    this.model = modelInfo(m, opts.device);
+    this.model = modelInfo(m, opts.device, precision);
     const runner = sessionRunner(m, this.sessions);
     this.scheduler = new Scheduler(runner, {
       finished: (seq) => this.finish(seq),
@@ -104,10 +107,11 @@ export class EngineCore {
       throw new EngineRequestError('unsupported_model', `model ${m.name}: family '${m.family}' is not served by this engine yet`);
     }
     const sessions = new Map<string, ort.InferenceSession>();
-    for (const [role, path] of Object.entries(dir.graphPaths)) {
+    const pick = pickPrecision(dir, opts.precision ?? 'fp32', opts.device);
+    for (const [role, path] of Object.entries(pick.graphPaths)) {
       sessions.set(role, await openDeviceSession(path, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
     }
-    return new EngineCore(dir, sessions, opts, events, opts.cacheBudgetBytes);
+    return new EngineCore(dir, sessions, opts, events, opts.cacheBudgetBytes, pick.precision);
   }
 
   /** Starts a sequence; throws EngineRequestError for settings the model cannot take. */

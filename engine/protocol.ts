@@ -88,6 +88,8 @@ export interface ModelInfo {
     maxTokens: number | null;
   };
   device: string;
+  /** What the graphs compute in: fp32, or int8 (quantized variants, engine/precision.ts). */
+  precision: string;
 }
 
 // ---- server -> engine ----

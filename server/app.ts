@@ -43,7 +43,7 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
     model,
     tokenizer: opts.tokenizer,
     chatTemplate: opts.chatTemplate,
-    metrics: new Metrics(model.name),
+    metrics: new Metrics(model),
     log: opts.log,
     limits,
     admission: new Admission(limits.maxLiveSequences),
@@ -66,7 +66,7 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
       });
     };
 
-  const modelCard = { id: model.name, object: 'model', created, owned_by: 'dlm-serve', max_model_len: model.maxLength, family: model.family };
+  const modelCard = { id: model.name, object: 'model', created, owned_by: 'dlm-serve', max_model_len: model.maxLength, family: model.family, device: model.device, precision: model.precision };
 
   // Healthy = the engine process answers (a stats round trip, no network call), within 2 s.
   // Through metrics.refresh: each stats reply carries step timings only once, and they belong
@@ -78,7 +78,7 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
       new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000))),
     ]);
     clearTimeout(timer);
-    sendJson(res, state, alive ? 200 : 503, { status: alive ? 'ok' : 'unavailable', model: model.name, device: model.device });
+    sendJson(res, state, alive ? 200 : 503, { status: alive ? 'ok' : 'unavailable', model: model.name, device: model.device, precision: model.precision });
   }));
   // Open like /health (vLLM does the same): Prometheus and inference gateways scrape without
   // keys, and the series carry no request content.

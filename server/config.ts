@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Device } from '../engine/api.js';
+import { PRECISION_CHOICES, type PrecisionChoice } from '../engine/precision.js';
 
 /** Repository root (this file is compiled to dist/server/config.js). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -22,6 +23,8 @@ export interface Config {
   port: number;
   modelDir: string;
   device: Device;
+  /** fp32, int8, or auto: the model's default for the device (model.json default_precision, else fp32). */
+  precision: PrecisionChoice;
   threads: number | undefined;
   apiKeys: string[];
   logLevel: string;
@@ -41,6 +44,8 @@ export const USAGE = `Usage: npm start -- [options]
   --port N           port (PORT, default 8080; 0 = any free port)
   --model DIR        model directory (DLM_MODEL, default ${DEFAULT_MODEL_DIR})
   --device D         cpu | cuda | webgpu (DLM_DEVICE, default cpu)
+  --precision P      fp32 | int8 | auto: which graph files to run (DLM_PRECISION, default auto:
+                     the model's default for the device, fp32 where it names none)
   --threads N        ONNX Runtime intra-op threads (DLM_THREADS, default all cores)
   --api-key KEY      require this bearer key; repeat for several (DLM_API_KEYS, comma-separated)
   --max-batch N      sequences decoded together at most; 1 = no batching (DLM_MAX_BATCH, default ${DEFAULT_MAX_BATCH})
@@ -68,6 +73,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
       port: { type: 'string' },
       model: { type: 'string' },
       device: { type: 'string' },
+      precision: { type: 'string' },
       threads: { type: 'string' },
       'api-key': { type: 'string', multiple: true },
       'max-batch': { type: 'string' },
@@ -84,12 +90,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
   if (device !== 'cpu' && device !== 'cuda' && device !== 'webgpu') {
     throw new ConfigError(`--device: expected cpu, cuda or webgpu, got '${device}'`);
   }
+  const precision = values.precision ?? env.DLM_PRECISION ?? 'auto';
+  if (!(PRECISION_CHOICES as readonly string[]).includes(precision)) {
+    throw new ConfigError(`--precision: expected ${PRECISION_CHOICES.join(', ')}, got '${precision}'`);
+  }
   const keys = values['api-key'] ?? (env.DLM_API_KEYS ?? '').split(',');
   return {
     host: values.host ?? env.HOST ?? '0.0.0.0',
     port: intOf('--port', values.port ?? env.PORT, 0) ?? 8080,
     modelDir: resolve(values.model ?? env.DLM_MODEL ?? DEFAULT_MODEL_DIR),
     device,
+    precision: precision as PrecisionChoice,
     threads: intOf('--threads', values.threads ?? env.DLM_THREADS, 1),
     apiKeys: keys.map((k) => k.trim()).filter((k) => k !== ''),
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',

@@ -2,6 +2,7 @@
 import { pino } from 'pino';
 import { startEngine } from '../engine/client.js';
 import { loadModelDir } from '../engine/manifest.js';
+import { pickPrecision } from '../engine/precision.js';
 import { chatTemplateOf } from '../tokenizer/chat.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { createServer } from './app.js';
@@ -21,10 +22,13 @@ async function main(): Promise<void> {
   }
   const log = pino({ level: config.logLevel });
   const dir = loadModelDir(config.modelDir);
+  // Before the engine starts: a model without the asked variant is refused here, by name.
+  const { precision } = pickPrecision(dir, config.precision, config.device);
   const tokenizer = TextTokenizer.fromFile(dir.tokenizerPath);
   const engine = await startEngine({
     modelDir: dir.dir,
     device: config.device,
+    precision,
     threads: config.threads,
     maxBatch: config.maxBatch,
     maxQueue: config.maxQueue,
@@ -42,7 +46,7 @@ async function main(): Promise<void> {
     limits: { maxLiveSequences: config.maxBatch + config.maxQueue },
   });
   log.info(
-    { port: server.port, model: engine.model.name, family: engine.model.family, device: config.device, auth: config.apiKeys.length > 0 },
+    { port: server.port, model: engine.model.name, family: engine.model.family, device: config.device, precision, auth: config.apiKeys.length > 0 },
     `serving ${engine.model.name} on http://${config.host}:${server.port} (WebSocket /v1/ws)`,
   );
   let stopping = false;

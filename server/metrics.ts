@@ -4,6 +4,7 @@
 // Each server owns its registry: tests run several servers in one process.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Engine } from '../engine/api.js';
+import type { ModelInfo } from '../engine/protocol.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -24,9 +25,17 @@ export class Metrics {
   private readonly vllmKvUsage: Gauge<'model_name'>;
   private readonly vllmGpuCacheUsage: Gauge<'model_name'>;
 
-  constructor(private readonly modelName: string) {
+  private readonly modelName: string;
+
+  constructor(model: Pick<ModelInfo, 'name' | 'device' | 'precision'>) {
+    this.modelName = model.name;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'dlm_process_' });
+    // An info-style gauge (always 1), as Prometheus exporters report build and config facts.
+    new Gauge({
+      name: 'dlm_model_info', help: 'The model served, its device and the precision its graphs compute in.',
+      labelNames: ['model_name', 'device', 'precision'], registers,
+    }).set({ model_name: model.name, device: model.device, precision: model.precision }, 1);
     this.requests = new Counter({
       name: 'dlm_requests_total',
       help: 'Generation requests by API (completions, chat, ws) and outcome status.',

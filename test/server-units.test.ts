@@ -44,6 +44,12 @@ test('CLI: flags win over env, every flag has an env, bad values are errors', ()
   assert.deepEqual(e.apiKeys, ['x', 'y']);
   assert.equal(e.port, 8080);
   assert.throws(() => parseConfig(['--device', 'tpu'], {}), ConfigError);
+  assert.equal(e.precision, 'auto');
+  const p = parseConfig(['--precision', 'fp32'], { DLM_PRECISION: 'int8' });
+  assert.ok(p !== 'help' && p.precision === 'fp32');
+  const pe = parseConfig([], { DLM_PRECISION: 'int8' });
+  assert.ok(pe !== 'help' && pe.precision === 'int8');
+  assert.throws(() => parseConfig(['--precision', 'int4'], {}), /--precision: expected fp32, int8, auto, got 'int4'/);
   assert.throws(() => parseConfig(['--port=-2'], {}), ConfigError);
   assert.throws(() => parseConfig(['--bogus'], {}));
   assert.equal(parseConfig(['-h'], {}), 'help');
@@ -60,6 +66,7 @@ const model: ModelInfo = {
   defaults: { maxTokens: 48, sampler: 'ddpm', steps: 16, temperature: 1, topP: 1, topK: 0, ignoreEos: false, blockSize: 8 },
   limits: { maxSteps: 256, blockSizes: [4, 8, 16], maxSpeculativeK: null, maxTokens: null },
   device: 'cpu',
+  precision: 'fp32',
 };
 
 test('settings: defaults fill in, max_tokens shrinks to the room left, EOS stops unless ignored', () => {

@@ -3,7 +3,8 @@
 // benchmarks that compare two ways of decoding the same model in one process.
 import * as ort from 'onnxruntime-node';
 import { openDeviceSession } from '../device-session.js';
-import { loadModelDir, type ModelDir } from '../manifest.js';
+import { loadModelDir, type ModelDir, type Precision } from '../manifest.js';
+import { pickPrecision } from '../precision.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Scheduler } from '../scheduler.js';
 import { sessionRunner } from '../session-runner.js';
@@ -21,10 +22,10 @@ export interface DirectResult {
 export class DirectRunner {
   private constructor(readonly dir: ModelDir, private readonly sessions: Map<string, ort.InferenceSession>) {}
 
-  static async open(modelDir: string, threads?: number): Promise<DirectRunner> {
+  static async open(modelDir: string, threads?: number, precision: Precision = 'fp32'): Promise<DirectRunner> {
     const dir = loadModelDir(modelDir);
     const sessions = new Map<string, ort.InferenceSession>();
-    for (const [role, path] of Object.entries(dir.graphPaths)) {
+    for (const [role, path] of Object.entries(pickPrecision(dir, precision, 'cpu').graphPaths)) {
       sessions.set(role, await openDeviceSession(path, 'cpu', threads !== undefined ? { threads } : {}));
     }
     return new DirectRunner(dir, sessions);
