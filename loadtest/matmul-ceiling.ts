@@ -1,7 +1,10 @@
 // What ONNX Runtime's MatMul reaches on this machine, measured in the same run as the
 // benchmark it is compared with: a one-node MatMul graph (loadtest/fixtures/matmul_graph.py),
 // timed through onnxruntime-node with the engine's thread setting at a few shapes; the best
-// GFLOP/s is the ceiling that a model's achieved FLOP/s is read against.
+// GFLOP/s is the ceiling that a model's achieved FLOP/s is read against. The int8 ceiling is
+// the same measure for the op the int8 variants run (DynamicQuantizeMatMul, constant int8 B,
+// activations quantized per call), in GOP/s: one graph per (k, n), since B must be a constant
+// for ONNX Runtime to prepack it as it does in a model.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,9 +29,9 @@ export interface MatmulCeiling {
 }
 
 /** Writes the graph with Debian's python (which has onnx) and returns its path. */
-export function buildMatmulGraph(python = process.env.DLM_PYTHON ?? '/usr/bin/python3'): string {
+export function buildMatmulGraph(python = process.env.DLM_PYTHON ?? '/usr/bin/python3', int8?: { k: number; n: number }): string {
   const path = join(mkdtempSync(join(tmpdir(), 'dlm-matmul-')), 'matmul.onnx');
-  const r = spawnSync(python, [SCRIPT, path], { encoding: 'utf8' });
+  const r = spawnSync(python, [SCRIPT, path, ...(int8 ? ['--int8', String(int8.k), String(int8.n)] : [])], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${SCRIPT} failed: ${r.stderr || r.error?.message}`);
   return path;
 }
@@ -39,13 +42,16 @@ export function buildMatmulGraph(python = process.env.DLM_PYTHON ?? '/usr/bin/py
  * shared VM one burst can lose its cores for a moment, and a single long run then reads low
  * (it once read below what the model itself achieved in the same run).
  */
-export async function measureMatmulCeiling(shapes: readonly [number, number, number][], opts: { threads?: number; seconds?: number; bursts?: number } = {}): Promise<MatmulCeiling> {
-  const session = await openDeviceSession(buildMatmulGraph(), 'cpu', opts.threads !== undefined ? { threads: opts.threads } : {});
+export async function measureMatmulCeiling(shapes: readonly [number, number, number][], opts: { threads?: number; seconds?: number; bursts?: number; int8?: boolean } = {}): Promise<MatmulCeiling> {
+  const sessionOpts = opts.threads !== undefined ? { threads: opts.threads } : {};
+  const fp32 = opts.int8 ? null : await openDeviceSession(buildMatmulGraph(), 'cpu', sessionOpts);
   const points: MatmulPoint[] = [];
-  try {
-    for (const [m, k, n] of shapes) {
+  for (const [m, k, n] of shapes) {
+    const session = fp32 ?? await openDeviceSession(buildMatmulGraph(undefined, { k, n }), 'cpu', sessionOpts);
+    try {
       const fill = (len: number): Float32Array => Float32Array.from({ length: len }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
-      const feeds = { A: new ort.Tensor('float32', fill(m * k), [m, k]), B: new ort.Tensor('float32', fill(k * n), [k, n]) };
+      const feeds: Record<string, ort.Tensor> = { A: new ort.Tensor('float32', fill(m * k), [m, k]) };
+      if (!opts.int8) feeds.B = new ort.Tensor('float32', fill(k * n), [k, n]);
       await session.run(feeds);
       let best = 0;
       for (let b = 0; b < (opts.bursts ?? 5); b++) {
@@ -59,9 +65,10 @@ export async function measureMatmulCeiling(shapes: readonly [number, number, num
         best = Math.max(best, (2 * m * k * n * calls) / s / 1e9);
       }
       points.push({ m, k, n, gflops: best });
+    } finally {
+      if (!fp32) await session.release();
     }
-  } finally {
-    await session.release();
   }
+  await fp32?.release();
   return { gflops: Math.max(...points.map((p) => p.gflops)), points };
 }

@@ -4,14 +4,10 @@
 // does it, KV caches of committed blocks); each call's feeds also go through the int8 sessions,
 // and the two logits are compared position by position where the sampler reads them (positions
 // whose input is [MASK] in masked families; every position otherwise).
-import * as ort from 'onnxruntime-node';
-import { openDeviceSession } from '../device-session.js';
+import { DirectRunner } from '../families/e2d2-direct.js';
 import { familyOf } from '../families/registry.js';
-import { loadModelDir, type Precision } from '../manifest.js';
-import { pickPrecision } from '../precision.js';
 import type { GenerationParams } from '../protocol.js';
-import { Scheduler, type Runner } from '../scheduler.js';
-import { sessionRunner } from '../session-runner.js';
+import type { Runner } from '../scheduler.js';
 
 export interface Drift {
   calls: number;
@@ -24,21 +20,11 @@ export interface Drift {
   meanKl: number;
 }
 
-async function open(dir: string, precision: Precision, threads?: number): Promise<Map<string, ort.InferenceSession>> {
-  const pick = pickPrecision(loadModelDir(dir), precision, 'cpu');
-  const sessions = new Map<string, ort.InferenceSession>();
-  for (const [role, path] of Object.entries(pick.graphPaths)) sessions.set(role, await openDeviceSession(path, 'cpu', threads !== undefined ? { threads } : {}));
-  return sessions;
-}
-
 export async function precisionDrift(modelDir: string, prompts: number[][], params: GenerationParams, threads?: number): Promise<Drift> {
-  const md = loadModelDir(modelDir);
-  const m = md.manifest;
+  const [ref, q] = await Promise.all([DirectRunner.open(modelDir, threads, 'fp32'), DirectRunner.open(modelDir, threads, 'int8')]);
+  const m = ref.dir.manifest;
   const family = familyOf(m);
   if (!family) throw new Error(`${m.name}: family ${m.family} is not served`);
-  const [fp32, int8] = await Promise.all([open(modelDir, 'fp32', threads), open(modelDir, 'int8', threads)]);
-  const ref = sessionRunner(m, fp32);
-  const q = sessionRunner(m, int8);
   const V = m.vocab_size;
   const maskId = m.noise?.type === 'masked' ? m.special_tokens.mask : null;
   const d = { calls: 0, positions: 0, maxAbsDiff: 0, agree: 0, kl: 0 };
@@ -64,11 +50,12 @@ export async function precisionDrift(modelDir: string, prompts: number[][], para
     if (ia === ib) d.agree++;
     d.positions++;
   };
-  const runner: Runner = {
+  const fp32 = ref.runner, int8 = q.runner;
+  const comparing: Runner = {
     vocabSize: V,
     run: async (role, feeds, outputs) => {
-      const want = await ref.run(role, feeds, outputs);
-      const got = await q.run(role, feeds, outputs);
+      const want = await fp32.run(role, feeds, outputs);
+      const got = await int8.run(role, feeds, outputs);
       const a = want.logits!.data as Float32Array, b = got.logits!.data as Float32Array;
       const rows = a.length / V;
       const tokens = feeds.tokens;
@@ -78,27 +65,14 @@ export async function precisionDrift(modelDir: string, prompts: number[][], para
         compare(a, b, p);
       }
       d.calls++;
-      return want;
+      return want; // decoding follows fp32, so both graphs always see the same feeds
     },
   };
-  const failures: unknown[] = [];
-  let left = prompts.length;
-  let finished!: () => void;
-  const done = new Promise<void>((r) => { finished = r; });
-  const scheduler = new Scheduler(runner, {
-    finished: () => { if (--left === 0) finished(); },
-    failed: (_s, err) => { failures.push(err); },
-    call: () => {},
-  }, prompts.length, prompts.length);
-  prompts.forEach((p, i) => {
-    family.validate(params, m);
-    scheduler.submit(family.create(i, p, { ...params, seed: params.seed + i }, { manifest: m, sink: { commit: () => {}, step: () => {} } }));
-  });
-  const loop = scheduler.loop();
-  await done;
-  scheduler.close();
-  await loop;
-  for (const s of [...fp32.values(), ...int8.values()]) await s.release();
-  if (failures.length > 0) throw failures[0];
+  try {
+    await ref.run(family, prompts, prompts.map((_, i) => ({ ...params, seed: params.seed + i })), prompts.length, undefined, comparing);
+  } finally {
+    await ref.close();
+    await q.close();
+  }
   return { calls: d.calls, positions: d.positions, maxAbsDiff: d.maxAbsDiff, top1Agreement: d.agree / Math.max(1, d.positions), meanKl: d.kl / Math.max(1, d.positions) };
 }

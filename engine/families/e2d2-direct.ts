@@ -6,7 +6,7 @@ import { openDeviceSession } from '../device-session.js';
 import { loadModelDir, type ModelDir, type Precision } from '../manifest.js';
 import { pickPrecision } from '../precision.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
-import { Scheduler } from '../scheduler.js';
+import { Scheduler, type Runner } from '../scheduler.js';
 import { sessionRunner } from '../session-runner.js';
 import type { Sequence } from '../sequence.js';
 import type { Family } from './registry.js';
@@ -31,12 +31,18 @@ export class DirectRunner {
     return new DirectRunner(dir, sessions);
   }
 
+  /** The scheduler's view of the sessions (for a caller that wraps it: timing, comparison). */
+  get runner(): Runner {
+    return sessionRunner(this.dir.manifest, this.sessions);
+  }
+
   /**
    * Runs the prompts together (batched by the scheduler up to maxBatch) to completion;
-   * onCommit sees every commit as it streams (time to first block, for benchmarks).
+   * onCommit sees every commit as it streams (time to first block, for benchmarks); `runner`
+   * replaces this.runner (a wrapper of it that times or compares the calls).
    */
   async run(family: Family, prompts: number[][], params: GenerationParams | GenerationParams[], maxBatch = 16,
-    onCommit?: (index: number, tokens: number[]) => void): Promise<DirectResult[]> {
+    onCommit?: (index: number, tokens: number[]) => void, runner: Runner = this.runner): Promise<DirectResult[]> {
     const m = this.dir.manifest;
     const results: DirectResult[] = prompts.map(() => ({ tokens: [], usage: { promptTokens: 0, completionTokens: 0, nfe: 0, cachedTokens: 0 }, finishReason: null, chunks: [] }));
     const seqs: Sequence[] = prompts.map((p, i) => {
@@ -51,7 +57,7 @@ export class DirectRunner {
     let left = seqs.length;
     let finished!: () => void;
     const done = new Promise<void>((r) => { finished = r; });
-    const scheduler = new Scheduler(sessionRunner(m, this.sessions), {
+    const scheduler = new Scheduler(runner, {
       finished: (s) => { results[s.id]!.usage = s.usage(); results[s.id]!.finishReason = s.finishReason; if (--left === 0) finished(); },
       failed: (_s, err) => { failures.push(err); },
       call: () => {},

@@ -1,0 +1,211 @@
+// int8 against fp32, in one run (the two take turns round by round, so machine load falls on
+// both): ONNX Runtime's MatMul ceiling at both precisions; end-to-end tokens/s through the
+// engine process for the default model, BD3-LM, E2D2 and ASSD at batch 1 and 16; what the
+// batched decode achieves against the int8 ceiling; a step's time inside and outside the graph;
+// model file sizes and the engine process's memory.
+//
+//   npm run bench:int8 -- [--rounds 2] [--steps 16] [--threads N] [--only default,bd3lm,...]
+//                         [--out .work/bench-int8]
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startEngine } from '../engine/client.js';
+import { DirectRunner } from '../engine/families/e2d2-direct.js';
+import { familyOf } from '../engine/families/registry.js';
+import { loadModelDir, type Precision } from '../engine/manifest.js';
+import type { GenerationParams } from '../engine/protocol.js';
+import type { Runner } from '../engine/scheduler.js';
+import { ditShape, rowFlops } from './flops.js';
+import { measureMatmulCeiling } from './matmul-ceiling.js';
+import { writeJson } from './report.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '2' },
+    steps: { type: 'string', default: '16' },
+    threads: { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string', default: '.work/bench-int8' },
+  },
+  strict: true,
+});
+
+const ZOO = resolve('models/zoo');
+const PRECISIONS: readonly Precision[] = ['fp32', 'int8'];
+
+interface Case { label: string; model: string; batch: number; maxTokens: number; sampler?: string }
+
+const CASES: Case[] = [
+  { label: 'default', model: 'default', batch: 1, maxTokens: 64 },
+  { label: 'default', model: 'default', batch: 1, maxTokens: 256 },
+  { label: 'default', model: 'default', batch: 16, maxTokens: 64 },
+  { label: 'bd3lm', model: 'bd3lm-brown', batch: 1, maxTokens: 64 },
+  { label: 'bd3lm', model: 'bd3lm-brown', batch: 16, maxTokens: 64 },
+  { label: 'e2d2', model: 'e2d2-brown', batch: 1, maxTokens: 64 },
+  { label: 'e2d2', model: 'e2d2-brown', batch: 16, maxTokens: 64 },
+  { label: 'assd', model: 'asarm-brown', batch: 1, maxTokens: 64, sampler: 'assd' },
+  { label: 'assd', model: 'asarm-brown', batch: 16, maxTokens: 64, sampler: 'assd' },
+];
+
+/** Resident and peak memory of this process's children (the engine), from /proc, in MiB. */
+function childMemory(): { rssMb: number; peakMb: number } {
+  const kids = readdirSync('/proc/self/task').flatMap((t) => readFileSync(`/proc/self/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+  let rss = 0, peak = 0;
+  for (const pid of kids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      rss += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+      peak += Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    } catch { /* a child that has just exited */ }
+  }
+  return { rssMb: rss, peakMb: peak };
+}
+
+async function endToEnd(c: Case, rounds: number, steps: number, threads: number | undefined): Promise<Record<Precision, { tokensPerSecond: number; rows: number; seconds: number; tokens: number; rssMb: number; peakMb: number }>> {
+  const dir = join(ZOO, c.model);
+  const res = {} as Record<Precision, { tokensPerSecond: number; rows: number; seconds: number; tokens: number; rssMb: number; peakMb: number }>;
+  const engines = [];
+  for (const p of PRECISIONS) {
+    // One engine at a time while it starts, so that each child's memory is its own.
+    const before = childMemory();
+    const engine = await startEngine({ modelDir: dir, device: 'cpu', precision: p, threads, maxBatch: c.batch, maxQueue: 64 });
+    const mem = childMemory();
+    engines.push(engine);
+    res[p] = { tokensPerSecond: 0, rows: 0, seconds: 0, tokens: 0, rssMb: mem.rssMb - before.rssMb, peakMb: mem.peakMb - before.peakMb };
+  }
+  // r = -1 warms both up (first-run allocations) and is not counted.
+  for (let r = -1; r < rounds; r++) {
+    const order = r % 2 === 0 ? [0, 1] : [1, 0];
+    for (const i of order) {
+      const engine = engines[i]!;
+      const p = PRECISIONS[i]!;
+      const d = engine.model.defaults;
+      const params: Omit<GenerationParams, 'seed'> = {
+        ...d, sampler: c.sampler ?? d.sampler, steps: Math.min(steps, d.steps), maxTokens: r < 0 ? 8 : c.maxTokens,
+        ignoreEos: true, stopTokenIds: [], streamSteps: false,
+      };
+      await engine.stats();
+      const t0 = performance.now();
+      const tokens = await Promise.all(Array.from({ length: c.batch }, (_, s) => new Promise<number>((done, fail) => {
+        let n = 0;
+        engine.generate([], { ...params, seed: 100 * r + s }, { commit: (t) => (n += t.length), error: (e) => fail(new Error(e.message)), done: () => done(n) });
+      })));
+      const seconds = (performance.now() - t0) / 1000;
+      const stats = await engine.stats();
+      if (r < 0) continue;
+      res[p].seconds += seconds;
+      res[p].tokens += tokens.reduce((a, b) => a + b, 0);
+      res[p].rows += stats.batchSizes.reduce((a, b) => a + b, 0);
+    }
+  }
+  for (const e of engines) await e.close();
+  for (const p of PRECISIONS) res[p].tokensPerSecond = res[p].tokens / res[p].seconds;
+  return res;
+}
+
+/** A step's wall time split into the graph (session.run) and everything around it, in-process. */
+async function breakdown(model: string, batch: number, maxTokens: number, steps: number, threads: number | undefined): Promise<Record<Precision, { graphMs: number; aroundMs: number; calls: number }>> {
+  const out = {} as Record<Precision, { graphMs: number; aroundMs: number; calls: number }>;
+  const runners = await Promise.all(PRECISIONS.map((p) => DirectRunner.open(join(ZOO, model), threads, p)));
+  const m = runners[0]!.dir.manifest;
+  const family = familyOf(m)!;
+  for (const p of PRECISIONS) out[p] = { graphMs: 0, aroundMs: 0, calls: 0 };
+  for (let r = -1; r < 2; r++) {
+    for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
+      const inner = runners[i]!.runner;
+      let graph = 0, calls = 0;
+      const timed: Runner = {
+        vocabSize: inner.vocabSize,
+        run: async (role, feeds, outputs) => {
+          const t = performance.now();
+          try { return await inner.run(role, feeds, outputs); } finally { graph += performance.now() - t; calls++; }
+        },
+      };
+      const params: GenerationParams = {
+        sampler: m.defaults.sampler ?? m.samplers[0]!, steps, maxTokens, temperature: 1, topP: 1, topK: 0, seed: r + 1,
+        ignoreEos: true, stopTokenIds: [], streamSteps: false,
+      };
+      const t0 = performance.now();
+      await runners[i]!.run(family, Array.from({ length: batch }, () => []), Array.from({ length: batch }, (_, s) => ({ ...params, seed: s + 1 })), batch, undefined, timed);
+      const wall = performance.now() - t0;
+      if (r < 0) continue;
+      const o = out[PRECISIONS[i]!];
+      o.graphMs += graph; o.aroundMs += wall - graph; o.calls += calls;
+    }
+  }
+  for (const rr of runners) await rr.close();
+  for (const p of PRECISIONS) { const o = out[p]; o.graphMs /= o.calls; o.aroundMs /= o.calls; }
+  return out;
+}
+
+function sizes(): { model: string; fp32Mb: number; int8Mb: number; derived: boolean }[] {
+  return readdirSync(ZOO).flatMap((name) => {
+    const md = loadModelDir(join(ZOO, name));
+    const roles = Object.keys(md.variantPaths).filter((r) => md.variantPaths[r]!.int8);
+    if (roles.length === 0) return [];
+    const mb = (p: string): number => statSync(p).size / 1e6;
+    return [{
+      model: name,
+      fp32Mb: roles.reduce((a, r) => a + mb(md.graphPaths[r]!), 0),
+      int8Mb: roles.reduce((a, r) => a + mb(md.variantPaths[r]!.int8!), 0),
+      derived: roles.some((r) => md.manifest.graphs[r]!.variants.int8?.source_sha256 !== undefined),
+    }];
+  });
+}
+
+async function main(): Promise<void> {
+  const rounds = Number(values.rounds);
+  const steps = Number(values.steps);
+  const threads = values.threads ? Number(values.threads) : undefined;
+  const only = values.only?.split(',');
+  const def = loadModelDir(join(ZOO, 'default')).manifest;
+  const d = def.architecture.d_model;
+  const shapes: [number, number, number][] = [[72, d, 4 * d], [16 * 72, d, 4 * d], [1024, 1024, 1024]];
+  const ceil = { seconds: 0.3, bursts: 3, ...(threads !== undefined ? { threads } : {}) };
+  const fp32Ceiling = await measureMatmulCeiling(shapes, ceil);
+  const int8Ceiling = await measureMatmulCeiling(shapes, { ...ceil, int8: true });
+  console.log('MatMul ceiling (best burst), fp32 GFLOP/s vs int8 GOP/s (DynamicQuantizeMatMul, constant int8 B):');
+  fp32Ceiling.points.forEach((p, i) => {
+    const q = int8Ceiling.points[i]!;
+    console.log(`  ${p.m}x${p.k}x${p.n}: fp32 ${p.gflops.toFixed(1)}  int8 ${q.gflops.toFixed(1)}  (x${(q.gflops / p.gflops).toFixed(2)})`);
+  });
+  console.log(`  best: fp32 ${fp32Ceiling.gflops.toFixed(1)}, int8 ${int8Ceiling.gflops.toFixed(1)} (x${(int8Ceiling.gflops / fp32Ceiling.gflops).toFixed(2)})`);
+
+  const sz = sizes();
+  console.log('\nmodel files (graphs with an int8 variant), MB: fp32 -> int8');
+  for (const s of sz) console.log(`  ${s.model.padEnd(12)} ${s.fp32Mb.toFixed(2).padStart(6)} -> ${s.int8Mb.toFixed(2).padStart(6)}${s.derived ? '  (derived: reads the fp32 file\'s weights, folds them at session creation)' : ''}`);
+
+  console.log(`\nend to end through the engine process, ${rounds} rounds, fp32 and int8 taking turns; steps ${steps} (or the model's default if fewer); unconditional, ignore_eos`);
+  console.log('case                     fp32 tok/s  int8 tok/s  int8/fp32   engine RSS MiB fp32 / int8 (peak)');
+  const e2e = [];
+  for (const c of CASES) {
+    if (only && !only.includes(c.label)) continue;
+    const r = await endToEnd(c, rounds, steps, threads);
+    e2e.push({ ...c, ...r });
+    const name = `${c.label} b${c.batch} ${c.maxTokens} tok`;
+    console.log(`${name.padEnd(24)} ${r.fp32.tokensPerSecond.toFixed(1).padStart(10)}  ${r.int8.tokensPerSecond.toFixed(1).padStart(10)}  ${`x${(r.int8.tokensPerSecond / r.fp32.tokensPerSecond).toFixed(2)}`.padStart(9)}   ${r.fp32.rssMb.toFixed(0)} (${r.fp32.peakMb.toFixed(0)}) / ${r.int8.rssMb.toFixed(0)} (${r.int8.peakMb.toFixed(0)})`);
+    if (c.model === 'default' && c.batch > 1) {
+      // Rows per call are exact here: every sequence is the same length, unconditional.
+      const flops = rowFlops(ditShape(def), c.maxTokens);
+      for (const p of PRECISIONS) {
+        const g = (r[p].rows * flops) / r[p].seconds / 1e9;
+        const ceiling = p === 'int8' ? int8Ceiling.gflops : fp32Ceiling.gflops;
+        console.log(`    batched decode ${p}: ${g.toFixed(1)} G(FL)OP/s = ${((100 * g) / ceiling).toFixed(0)}% of the ${p} MatMul ceiling`);
+      }
+    }
+  }
+
+  console.log(`\none step of the default in-process (no IPC), ms per network call: graph (session.run) + around it (sampler, batching, copies)`);
+  const steps64 = [];
+  for (const batch of [1, 16]) {
+    const b = await breakdown('default', batch, 64, steps, threads);
+    steps64.push({ batch, ...b });
+    for (const p of PRECISIONS) {
+      const o = b[p];
+      console.log(`  b${batch} ${p}: graph ${o.graphMs.toFixed(1)} + around ${o.aroundMs.toFixed(1)} ms (around = ${((100 * o.aroundMs) / (o.graphMs + o.aroundMs)).toFixed(0)}%)`);
+    }
+  }
+  writeJson(join(values.out!, 'int8.json'), { config: { rounds, steps, threads: threads ?? null, date: new Date().toISOString() }, fp32Ceiling, int8Ceiling, sizes: sz, endToEnd: e2e, breakdown: steps64 });
+}
+
+void main();
