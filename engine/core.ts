@@ -7,6 +7,7 @@ import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
 import { loadModelDir, type Manifest, type ModelDir, type Precision } from './manifest.js';
+import { openablePaths } from './derived-graph.js';
 import { pickPrecision } from './precision.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 import { Scheduler } from './scheduler.js';
@@ -108,7 +109,7 @@ export class EngineCore {
     }
     const sessions = new Map<string, ort.InferenceSession>();
     const pick = pickPrecision(dir, opts.precision ?? 'fp32', opts.device);
-    for (const [role, path] of Object.entries(pick.graphPaths)) {
+    for (const [role, path] of Object.entries(await openablePaths(pick))) {
       sessions.set(role, await openDeviceSession(path, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
     }
     return new EngineCore(dir, sessions, opts, events, opts.cacheBudgetBytes, pick.precision);

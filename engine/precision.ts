@@ -15,6 +15,8 @@ export interface PrecisionPick {
   precision: Precision;
   /** Role -> the ONNX file to open at that precision. */
   graphPaths: Record<string, string>;
+  /** Role -> source sha256, for variants that derive their weights from the fp32 file. */
+  derivedFrom: Record<string, string>;
 }
 
 export class PrecisionError extends Error {
@@ -44,11 +46,12 @@ function sha256Of(path: string): string {
 export function pickPrecision(dir: ModelDir, choice: PrecisionChoice, device: Device): PrecisionPick {
   const m = dir.manifest;
   const precision: Precision = choice === 'auto' ? (m.default_precision[device] ?? 'fp32') : choice;
-  if (precision === 'fp32') return { precision, graphPaths: { ...dir.graphPaths } };
+  if (precision === 'fp32') return { precision, graphPaths: { ...dir.graphPaths }, derivedFrom: {} };
   if (!INT8_DEVICES.includes(device)) {
     throw new PrecisionError(`--precision ${precision}: the ${precision} graphs use ONNX Runtime operators that only the CPU provider implements; on --device ${device} serve --precision fp32`);
   }
   const graphPaths: Record<string, string> = {};
+  const derivedFrom: Record<string, string> = {};
   for (const [role, g] of Object.entries(m.graphs)) {
     const variant = g.variants[precision];
     const path = dir.variantPaths[role]?.[precision];
@@ -59,6 +62,7 @@ export function pickPrecision(dir: ModelDir, choice: PrecisionChoice, device: De
       throw new ManifestError(`model.json: graphs.${role}.variants.${precision}: ${variant.file} was derived from another ${g.file} (sha256 differs); rerun models/dlm/quantize.py on this one`, `graphs.${role}.variants.${precision}.source_sha256`);
     }
     graphPaths[role] = path;
+    if (variant.source_sha256 !== undefined) derivedFrom[role] = variant.source_sha256;
   }
-  return { precision, graphPaths };
+  return { precision, graphPaths, derivedFrom };
 }

@@ -5,10 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ort from 'onnxruntime-node';
+import { foldedGraph } from '../engine/derived-graph.js';
 import { loadModelDir, ManifestError } from '../engine/manifest.js';
 import { pickPrecision, PrecisionError } from '../engine/precision.js';
 import { freePort, SpawnedServer, ROOT } from './helpers/spawned-server.js';
@@ -92,3 +94,26 @@ for (const precision of ['int8', 'fp32'] as const) {
     }
   });
 }
+
+test('a derived variant is folded once into a cache file that computes exactly what it does', async () => {
+  const def = loadModelDir(DEFAULT);
+  const pick = pickPrecision(def, 'int8', 'cpu');
+  const sha = pick.derivedFrom.denoiser!;
+  assert.match(sha, /^[0-9a-f]{64}$/);
+  const cache = mkdtempSync(join(tmpdir(), 'dlm-fold-'));
+  const folded = await foldedGraph(pick.graphPaths.denoiser!, sha, cache);
+  assert.ok(folded.startsWith(cache), `not folded into the cache: ${folded}`);
+  const mtime = statSync(folded).mtimeMs;
+  assert.equal(await foldedGraph(pick.graphPaths.denoiser!, sha, cache), folded);
+  assert.equal(statSync(folded).mtimeMs, mtime, 'the cache file was written again');
+  const L = 12;
+  const feeds = {
+    tokens: new ort.Tensor('int64', BigInt64Array.from({ length: L }, (_, i) => BigInt(i % 3 === 0 ? 3 : 40 + 17 * i)), [1, L]),
+    attention_mask: new ort.Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]),
+  };
+  const run = async (path: string): Promise<Float32Array> => {
+    const s = await ort.InferenceSession.create(path);
+    try { return (await s.run(feeds)).logits!.data as Float32Array; } finally { await s.release(); }
+  };
+  assert.deepEqual(await run(folded), await run(pick.graphPaths.denoiser!));
+});

@@ -4,6 +4,7 @@
 import * as ort from 'onnxruntime-node';
 import { openDeviceSession } from '../device-session.js';
 import { loadModelDir, type ModelDir, type Precision } from '../manifest.js';
+import { openablePaths } from '../derived-graph.js';
 import { pickPrecision } from '../precision.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Scheduler, type Runner } from '../scheduler.js';
@@ -25,7 +26,7 @@ export class DirectRunner {
   static async open(modelDir: string, threads?: number, precision: Precision = 'fp32'): Promise<DirectRunner> {
     const dir = loadModelDir(modelDir);
     const sessions = new Map<string, ort.InferenceSession>();
-    for (const [role, path] of Object.entries(pickPrecision(dir, precision, 'cpu').graphPaths)) {
+    for (const [role, path] of Object.entries(await openablePaths(pickPrecision(dir, precision, 'cpu')))) {
       sessions.set(role, await openDeviceSession(path, 'cpu', threads !== undefined ? { threads } : {}));
     }
     return new DirectRunner(dir, sessions);

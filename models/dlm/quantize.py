@@ -19,7 +19,9 @@ So a derived variant is a few hundred KB beside its source, needs nothing at ins
 gives exactly the weights embed would (same fp32 arithmetic, same rounding): the default model's
 directory can carry it under its size limit, where an embedded copy (~16 MB) would not fit.
 A derived file is valid only beside the very IN it was written from: the manifest records IN's
-sha256 and the engine checks it before opening the variant.
+sha256 and the engine checks it before opening the variant. ONNX Runtime keeps what it folded
+from in memory, so the engine folds a derived variant once into a cache file
+(engine/derived-graph.ts) and opens that.
 
 usage: python3 -m dlm.quantize IN.onnx OUT.onnx [--bits 8|4] [--weights embed|derive]
            [--block-size 32] [--min-elements 4096] [--keep NAME]... [--role ROLE [--default-on DEVICE]]
