@@ -2,11 +2,17 @@
 // both): ONNX Runtime's MatMul ceiling at both precisions; end-to-end tokens/s through the
 // engine process for the default model, BD3-LM, E2D2 and ASSD at batch 1 and 16; what the
 // batched decode achieves against the int8 ceiling; a step's time inside and outside the graph;
-// model file sizes and the engine process's memory.
+// model file sizes and the engine process's memory; and the engine against MDLM's PyTorch
+// sampling loop (models/dlm/torch_loop.py: batch 1, one forward per step, the same weights
+// recovered from the ONNX file, the same sampler and steps), runs bracketing the engine's.
 //
 //   npm run bench:int8 -- [--rounds 2] [--steps 16] [--threads N] [--only default,bd3lm,...]
 //                         [--out .work/bench-int8]
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { openDeviceSession } from '../engine/device-session.js';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEngine } from '../engine/client.js';
@@ -138,6 +144,75 @@ async function breakdown(model: string, batch: number, maxTokens: number, steps:
   return out;
 }
 
+/** tokens/s of models/dlm/torch_loop.py on the default model (Debian's torch 1.13). */
+function torchLoop(tokens: number, steps: number, runs: number, threads: number): number {
+  const r = spawnSync(process.env.DLM_PYTHON ?? '/usr/bin/python3', ['-m', 'dlm.torch_loop', '--model', 'zoo/default', '--tokens', String(tokens), '--steps', String(steps), '--runs', String(runs), '--threads', String(threads)], { cwd: resolve('models'), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`torch_loop failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { tokens_per_second: number }).tokens_per_second;
+}
+
+async function torchVsEngine(steps: number, threads: number | undefined): Promise<{ torch: number; fp32: number; int8: number }> {
+  const tokens = 64, runs = 3;
+  const t1 = torchLoop(tokens, steps, runs, threads ?? 2);
+  const r = await endToEnd({ label: 'torch', model: 'default', batch: 1, maxTokens: tokens, sampler: 'ddpm' }, runs, steps, threads);
+  const t2 = torchLoop(tokens, steps, runs, threads ?? 2);
+  return { torch: (t1 + t2) / 2, fp32: r.fp32.tokensPerSecond, int8: r.int8.tokensPerSecond };
+}
+
+/**
+ * 4-bit weights (quantize.py --bits 4: MatMulNBits, blocks of 32, int8 compute) on the default,
+ * written to a temporary folder (not shipped): one forward at two shapes against fp32 and the
+ * served int8, taking turns, and each one's drift from fp32 on the same real-looking input.
+ */
+async function int4Probe(threads: number | undefined): Promise<{ shape: number[]; ms: Record<string, number>; maxDiff: Record<string, number>; top1: Record<string, number> }[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'dlm-int4-'));
+  const int4 = join(dir, 'denoiser.int4.onnx');
+  const r = spawnSync(process.env.DLM_PYTHON ?? '/usr/bin/python3', ['-m', 'dlm.quantize', join(ZOO, 'default', 'denoiser.onnx'), int4, '--bits', '4'], { cwd: resolve('models'), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`quantize --bits 4 failed: ${r.stderr}`);
+  const md = loadModelDir(join(ZOO, 'default'));
+  const o = threads !== undefined ? { threads } : {};
+  const sessions: Record<string, ort.InferenceSession> = {
+    fp32: await openDeviceSession(md.graphPaths.denoiser!, 'cpu', o),
+    int8: await openDeviceSession(md.variantPaths.denoiser!.int8!, 'cpu', o),
+    int4: await openDeviceSession(int4, 'cpu', o),
+  };
+  const V = md.manifest.vocab_size, mask = md.manifest.special_tokens.mask!;
+  const out = [];
+  for (const [B, L] of [[1, 72], [16, 72]] as const) {
+    // Half the positions masked, the rest ordinary ids, as mid-way through decoding.
+    const tokens = BigInt64Array.from({ length: B * L }, (_, i) => BigInt(i % 2 === 0 ? mask : 4 + ((i * 7919) % (V - 4))));
+    const feeds = { tokens: new ort.Tensor('int64', tokens, [B, L]), attention_mask: new ort.Tensor('int64', new BigInt64Array(B * L).fill(1n), [B, L]) };
+    const ms: Record<string, number> = {}, maxDiff: Record<string, number> = {}, top1: Record<string, number> = {};
+    const logits: Record<string, Float32Array> = {};
+    for (const [k, s] of Object.entries(sessions)) logits[k] = (await s.run(feeds)).logits!.data as Float32Array;
+    for (let round = 0; round < 3; round++) {
+      for (const [k, s] of Object.entries(sessions)) {
+        const t = performance.now();
+        await s.run(feeds);
+        ms[k] = Math.min(ms[k] ?? Infinity, performance.now() - t);
+      }
+    }
+    for (const k of Object.keys(sessions)) {
+      const a = logits.fp32!, b = logits[k]!;
+      let md2 = 0, agree = 0, n = 0;
+      for (let p = 0; p < B * L; p += 2) { // the masked positions
+        let ia = 0, ib = 0;
+        for (let v = 0; v < V; v++) {
+          if (v === mask) continue;
+          md2 = Math.max(md2, Math.abs(a[p * V + v]! - b[p * V + v]!));
+          if (a[p * V + v]! > a[p * V + ia]!) ia = v;
+          if (b[p * V + v]! > b[p * V + ib]!) ib = v;
+        }
+        n++; if (ia === ib) agree++;
+      }
+      maxDiff[k] = md2; top1[k] = agree / n;
+    }
+    out.push({ shape: [B, L], ms, maxDiff, top1 });
+  }
+  for (const s of Object.values(sessions)) await s.release();
+  return out;
+}
+
 function sizes(): { model: string; fp32Mb: number; int8Mb: number; derived: boolean }[] {
   return readdirSync(ZOO).flatMap((name) => {
     const md = loadModelDir(join(ZOO, name));
@@ -195,6 +270,23 @@ async function main(): Promise<void> {
     }
   }
 
+  let torch = null;
+  if (!only || only.includes('torch')) {
+    torch = await torchVsEngine(steps, threads);
+    console.log(`\nthe default, batch 1, ddpm ${steps} steps, 64 tokens: PyTorch loop ${torch.torch.toFixed(1)} tok/s (mean of the runs before and after);`
+      + ` engine fp32 ${torch.fp32.toFixed(1)} (x${(torch.fp32 / torch.torch).toFixed(2)}), int8 ${torch.int8.toFixed(1)} (x${(torch.int8 / torch.torch).toFixed(2)})`);
+  }
+
+  let int4 = null;
+  if (!only || only.includes('int4')) {
+    int4 = await int4Probe(threads);
+    console.log('\n4-bit weights (MatMulNBits, block 32, not shipped) on the default, one forward, best of 3 taking turns; drift from fp32 at masked positions:');
+    for (const p of int4) {
+      console.log(`  [${p.shape.join(', ')}]: ` + ['fp32', 'int8', 'int4'].map((k) => `${k} ${p.ms[k]!.toFixed(0)} ms`).join(', ')
+        + ` | max |diff| int8 ${p.maxDiff.int8!.toFixed(2)}, int4 ${p.maxDiff.int4!.toFixed(2)}; top-1 int8 ${p.top1.int8!.toFixed(3)}, int4 ${p.top1.int4!.toFixed(3)}`);
+    }
+  }
+
   console.log(`\none step of the default in-process (no IPC), ms per network call: graph (session.run) + around it (sampler, batching, copies)`);
   const steps64 = [];
   for (const batch of [1, 16]) {
@@ -205,7 +297,7 @@ async function main(): Promise<void> {
       console.log(`  b${batch} ${p}: graph ${o.graphMs.toFixed(1)} + around ${o.aroundMs.toFixed(1)} ms (around = ${((100 * o.aroundMs) / (o.graphMs + o.aroundMs)).toFixed(0)}%)`);
     }
   }
-  writeJson(join(values.out!, 'int8.json'), { config: { rounds, steps, threads: threads ?? null, date: new Date().toISOString() }, fp32Ceiling, int8Ceiling, sizes: sz, endToEnd: e2e, breakdown: steps64 });
+  writeJson(join(values.out!, 'int8.json'), { config: { rounds, steps, threads: threads ?? null, date: new Date().toISOString() }, fp32Ceiling, int8Ceiling, sizes: sz, endToEnd: e2e, torch, int4, breakdown: steps64 });
 }
 
 void main();
