@@ -1,7 +1,7 @@
 // A derived int8 variant (models/dlm/quantize.py --weights derive) computes its int8 weights
 // from the fp32 file's at session creation. ONNX Runtime folds them, but keeps what it folded
-// from: the default's engine held 372 MiB against 176 MiB at fp32 and 126 MiB for an embedded
-// copy of the same weights. So the engine folds once, with ONNX Runtime's own basic optimizer
+// from: the default's engine held 418 MiB against 190 MiB at fp32 (npm run bench:int8), 162 MiB
+// once folded. So the engine folds once, with ONNX Runtime's own basic optimizer
 // (constant folding only: hardware-independent, unlike the 'all' level), into a cache file and
 // opens that: the same weights bit for bit, an embedded variant's memory and start time.
 import { createHash } from 'node:crypto';

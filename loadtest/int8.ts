@@ -6,7 +6,8 @@
 // sampling loop (models/dlm/torch_loop.py: batch 1, one forward per step, the same weights
 // recovered from the ONNX file, the same sampler and steps), runs bracketing the engine's.
 //
-//   npm run bench:int8 -- [--rounds 2] [--steps 16] [--threads N] [--only default,bd3lm,...]
+//   npm run bench:int8 -- [--rounds 2] [--steps 16] [--threads N] [--batches 1,16]
+//                         [--only default,bd3lm,e2d2,assd,torch,int4,step]
 //                         [--out .work/bench-int8]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '16' },
     threads: { type: 'string' },
     only: { type: 'string' },
+    batches: { type: 'string', default: '1,16' },
     out: { type: 'string', default: '.work/bench-int8' },
   },
   strict: true,
@@ -254,7 +256,7 @@ async function main(): Promise<void> {
   console.log('case                     fp32 tok/s  int8 tok/s  int8/fp32   engine RSS MiB fp32 / int8 (peak)');
   const e2e = [];
   for (const c of CASES) {
-    if (only && !only.includes(c.label)) continue;
+    if ((only && !only.includes(c.label)) || !values.batches!.split(',').map(Number).includes(c.batch)) continue;
     const r = await endToEnd(c, rounds, steps, threads);
     e2e.push({ ...c, ...r });
     const name = `${c.label} b${c.batch} ${c.maxTokens} tok`;
@@ -289,7 +291,7 @@ async function main(): Promise<void> {
 
   console.log(`\none step of the default in-process (no IPC), ms per network call: graph (session.run) + around it (sampler, batching, copies)`);
   const steps64 = [];
-  for (const batch of [1, 16]) {
+  for (const batch of only && !only.includes('step') ? [] : [1, 16]) {
     const b = await breakdown('default', batch, 64, steps, threads);
     steps64.push({ batch, ...b });
     for (const p of PRECISIONS) {
