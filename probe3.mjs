@@ -1,0 +1,11 @@
+import * as ort from 'onnxruntime-node';
+const [file, level, save] = process.argv.slice(2);
+const t0 = performance.now();
+const o = { graphOptimizationLevel: level, intraOpNumThreads: 2 }; if (save) o.optimizedModelFilePath = save;
+const s = await ort.InferenceSession.create(file, o);
+const t1 = performance.now();
+const N = 64; const tok = new BigInt64Array(N).fill(3n); const am = new BigInt64Array(N).fill(1n);
+const feeds = { tokens: new ort.Tensor('int64', tok, [1, N]), attention_mask: new ort.Tensor('int64', am, [1, N]) };
+await s.run(feeds); const t2 = performance.now();
+for (let i = 0; i < 5; i++) await s.run(feeds); const t3 = performance.now();
+console.log(level, save ? 'save' : '', 'create', (t1 - t0).toFixed(0), 'first', (t2 - t1).toFixed(0), 'steady', ((t3 - t2) / 5).toFixed(1));

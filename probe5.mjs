@@ -1,0 +1,12 @@
+import * as ort from 'onnxruntime-node';
+const [file, level, save, extraJson] = process.argv.slice(2);
+const t0 = performance.now();
+const o = { graphOptimizationLevel: level, intraOpNumThreads: 2 }; if (save && save !== '-') o.optimizedModelFilePath = save;
+if (extraJson) o.extra = JSON.parse(extraJson);
+const s = await ort.InferenceSession.create(file, o);
+const t1 = performance.now();
+const N = 64; const tok = new BigInt64Array(N).fill(3n); const am = new BigInt64Array(N).fill(1n);
+const feeds = { tokens: new ort.Tensor('int64', tok, [1, N]), attention_mask: new ort.Tensor('int64', am, [1, N]) };
+const r = await s.run(feeds); const t2 = performance.now();
+for (let i = 0; i < 5; i++) await s.run(feeds); const t3 = performance.now();
+console.log(file.split('/').pop(), level, 'create', (t1 - t0).toFixed(0), 'first', (t2 - t1).toFixed(0), 'steady', ((t3 - t2) / 5).toFixed(1), 'sum', r.logits.data.slice(0,1000).reduce((a,b)=>a+b,0).toFixed(3));
