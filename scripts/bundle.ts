@@ -76,6 +76,8 @@ function keepFile(pkgName: string, rel: string): boolean {
   const { platform, arch } = process;
   if (/\.(d\.ts|d\.mts|d\.cts|map|md|markdown)$/i.test(rel) && !/^license/i.test(rel)) return false;
   if (/(^|\/)(docs?|examples?|tests?|__tests__|benchmarks?)\//.test(rel)) return false;
+  // A glibc system loads no musl build of an addon, and the other way round.
+  if (/\.node$/.test(rel) && (libc() === 'glibc' ? /[.-]musl\b/ : /[.-](glibc|gnu)\b/).test(rel)) return false;
   // node-gyp-build's layout: prebuilds/<platform>-<arch>[+<arch>...]/.
   const prebuilt = /^prebuilds\/([^/]+)\//.exec(rel);
   if (prebuilt) {
@@ -101,13 +103,17 @@ function keepFile(pkgName: string, rel: string): boolean {
   }
 }
 
+/** The C library this Node runs on (Linux): addons ship a build per libc. */
+function libc(): 'glibc' | 'musl' | '' {
+  if (process.platform !== 'linux') return '';
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
 /** napi-rs's name for this platform, as tokenizers/index.js picks its binding. */
 function tokenizersTriple(): string {
   const { platform, arch } = process;
-  if (platform === 'linux') {
-    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
-    return `linux-${arch}-${report?.header?.glibcVersionRuntime ? 'gnu' : 'musl'}`;
-  }
+  if (platform === 'linux') return `linux-${arch}-${libc() === 'glibc' ? 'gnu' : 'musl'}`;
   if (platform === 'win32') return `win32-${arch}-msvc`;
   return `${platform}-${arch}`;
 }

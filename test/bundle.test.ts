@@ -23,6 +23,9 @@ function filesUnder(dir: string): string[] {
 // ELF e_machine of the native code this Node runs (x64 = 62, arm64 = 183).
 const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183, arm: 40, ia32: 3, ppc64: 21, s390x: 22, riscv64: 243 };
 
+const glibc = Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime);
+const OTHER_LIBC = glibc ? /[.-]musl\b/ : /[.-](glibc|gnu)\b/;
+
 function elfMachine(path: string): number | null {
   const fd = openSync(path, 'r');
   const head = Buffer.alloc(20);
@@ -64,6 +67,7 @@ test("the bundle's native binaries are this platform's only, one per addon", () 
     assert.doesNotMatch(f, /\.(dylib|dll)$/, `${f}: another platform's library`);
     const others = ['darwin', 'win32', 'android', 'freebsd', process.platform === 'linux' ? '' : 'linux'].filter(Boolean);
     for (const o of others) assert.ok(!f.includes(o), `${f}: ${o} binary in a ${process.platform} bundle`);
+    if (process.platform === 'linux') assert.doesNotMatch(f, OTHER_LIBC, `${f}: built for the other libc`);
     if (process.platform === 'linux') assert.equal(elfMachine(join(copy, f)), want, `${f} is not ${process.arch} ELF code`);
   }
   const addon = (re: RegExp): string[] => native.filter((f) => re.test(f));
