@@ -148,13 +148,14 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
             ...(texts !== null ? { canvas_text: texts.canvasText(s.canvas) } : {}),
           });
         },
-        finished: ([o], usage) => {
+        finished: (outcomes, usage) => {
+          const o = outcomes[0]!;
           d.gens.delete(m.id);
           const seconds = (performance.now() - started) / 1000;
           ctx.metrics.requestSeconds.observe({ api: 'ws' }, seconds);
-          ctx.log.info({ api: 'ws', id: m.id, finish: o!.reason, tokens: o!.usage.completionTokens, nfe: o!.usage.nfe, ms: Math.round(seconds * 1000) }, 'generation');
-          if (o!.error) send(ws, ctx, { type: 'error', id: m.id, code: o!.error.code, message: o!.error.message, param: null });
-          send(ws, ctx, { type: 'done', id: m.id, finish_reason: o!.reason, stop_reason: o!.stopReason, usage });
+          ctx.log.info({ api: 'ws', id: m.id, finish: o.reason, tokens: o.usage.completionTokens, nfe: o.usage.nfe, ms: Math.round(seconds * 1000) }, 'generation');
+          if (o.error) send(ws, ctx, { type: 'error', id: m.id, code: o.error.code, message: o.error.message, param: null });
+          send(ws, ctx, { type: 'done', id: m.id, finish_reason: o.reason, stop_reason: o.stopReason, usage });
         },
       });
     } catch (err) {
