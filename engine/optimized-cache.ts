@@ -1,7 +1,9 @@
-// ONNX Runtime's optimised graph, kept between starts. Graph optimisation (constant folding of
-// the fp16 weights into fp32, fusions, layout changes) is most of a CPU session's creation
-// time; ONNX Runtime can write the optimised graph out (optimizedModelFilePath) and load it
-// next time with optimisation off. The file is tied to what produced it, so its name carries
+// ONNX Runtime's optimised graph, kept between starts (--ort-cache, opt-in). Graph optimisation
+// (constant folding of fp16 weights into fp32, fusions, layout changes) is part of a CPU
+// session's creation; ONNX Runtime can write the optimised graph out (optimizedModelFilePath)
+// and load it next time with optimisation off. On the default model that does not pay (the
+// fp32 graph is twice the bytes to read; docs/deploying.md#cold-start), on a graph with more to
+// fuse it may. The file is tied to what produced it, so its name carries
 // the source graph's identity (path, size, mtime), the ONNX Runtime version and this CPU: a
 // changed model, an upgraded runtime or another machine's cache is never read.
 import { createHash } from 'node:crypto';
@@ -34,8 +36,8 @@ export async function openCachedCpuSession(graphPath: string, options: ort.Infer
   try {
     const bytes = readFileSync(cached);
     // ONNX Runtime then reads the graph and its weights where they lie instead of copying them
-    // (measured: 1.5 s instead of 2.1 s from the same file by path, 2.6 s optimising afresh,
-    // on a loaded 2-core machine); the bytes must live as long as the session.
+    // (faster than the same file by path, in isolated timings); the bytes must live as long as
+    // the session.
     const session = await ort.InferenceSession.create(bytes, {
       ...options,
       graphOptimizationLevel: 'disabled',

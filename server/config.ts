@@ -1,5 +1,5 @@
 // Command line and environment: every flag has an env equivalent; flags win over env.
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Device } from '../engine/api.js';
@@ -49,8 +49,8 @@ export const USAGE = `Usage: npm start -- [options]
   --max-queue N      sequences waiting at most; beyond: 429 (DLM_MAX_QUEUE, default ${DEFAULT_MAX_QUEUE})
   --cache-mb N       MiB of committed-block KV cache shared by all requests (DLM_CACHE_MB, default 256)
   --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
-  --ort-cache DIR    keep ONNX Runtime's optimised CPU graphs here between starts; off = never
-                     (DLM_ORT_CACHE, default $XDG_CACHE_HOME/dlm-serve or ~/.cache/dlm-serve)
+  --ort-cache DIR    keep ONNX Runtime's optimised CPU graphs here between starts
+                     (DLM_ORT_CACHE, default off)
   --log-level L      pino level (LOG_LEVEL, default info)
   -h, --help         this text
 `;
@@ -64,11 +64,9 @@ function intOf(name: string, v: string | undefined, min: number): number | undef
   return n;
 }
 
-function ortCacheDirOf(v: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
-  if (v !== undefined && ['', '0', 'off', 'false', 'no'].includes(v.toLowerCase())) return undefined;
-  if (v !== undefined) return resolve(v);
-  const base = env.XDG_CACHE_HOME || (env.HOME ? join(env.HOME, '.cache') : undefined);
-  return base ? join(base, 'dlm-serve', 'ort') : undefined;
+function ortCacheDirOf(v: string | undefined): string | undefined {
+  if (v === undefined || ['', '0', 'off', 'false', 'no'].includes(v.toLowerCase())) return undefined;
+  return resolve(v);
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
@@ -109,6 +107,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     maxQueue: intOf('--max-queue', values['max-queue'] ?? env.DLM_MAX_QUEUE, 1) ?? DEFAULT_MAX_QUEUE,
     cacheMb: intOf('--cache-mb', values['cache-mb'] ?? env.DLM_CACHE_MB, 1),
     chat: !(values['no-chat'] ?? ['0', 'false', 'off', 'no'].includes((env.DLM_CHAT ?? '').toLowerCase())),
-    ortCacheDir: ortCacheDirOf(values['ort-cache'] ?? env.DLM_ORT_CACHE, env),
+    ortCacheDir: ortCacheDirOf(values['ort-cache'] ?? env.DLM_ORT_CACHE),
   };
 }

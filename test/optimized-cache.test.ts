@@ -78,13 +78,12 @@ test('a changed graph gets a new cache file; a corrupt one is replaced; an unwri
   }
 });
 
-test('the cache folder follows --ort-cache / DLM_ORT_CACHE, then XDG_CACHE_HOME, then HOME; off turns it off', () => {
+test('the cache is off unless --ort-cache / DLM_ORT_CACHE names a folder (the flag wins; off, 0 and empty mean off)', () => {
   const dirOf = (argv: string[], env: NodeJS.ProcessEnv): string | undefined => (parseConfig(argv, env) as Config).ortCacheDir;
-  assert.equal(dirOf([], { HOME: '/home/u' }), '/home/u/.cache/dlm-serve/ort');
-  assert.equal(dirOf([], { HOME: '/home/u', XDG_CACHE_HOME: '/xdg' }), '/xdg/dlm-serve/ort');
+  assert.equal(dirOf([], { HOME: '/home/u', XDG_CACHE_HOME: '/xdg' }), undefined);
   assert.equal(dirOf([], { DLM_ORT_CACHE: '/var/cache/dlm' }), '/var/cache/dlm');
   assert.equal(dirOf(['--ort-cache', '/c'], { DLM_ORT_CACHE: 'off' }), '/c');
-  assert.equal(dirOf([], { DLM_ORT_CACHE: 'off', HOME: '/home/u' }), undefined);
-  assert.equal(dirOf(['--ort-cache', '0'], { HOME: '/home/u' }), undefined);
-  assert.equal(dirOf([], {}), undefined);
+  assert.equal(dirOf(['--ort-cache', 'off'], { DLM_ORT_CACHE: '/c' }), undefined);
+  assert.equal(dirOf([], { DLM_ORT_CACHE: '0' }), undefined);
+  assert.equal(dirOf([], { DLM_ORT_CACHE: '' }), undefined);
 });
