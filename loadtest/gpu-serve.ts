@@ -197,12 +197,13 @@ async function main(): Promise<void> {
   for (const model of values.model) {
     const r = await serveOne(resolve(model), device, { batches, maxTokens, steps, rounds, peakTf32: values['peak-tf32'] ? Number(values['peak-tf32']) : undefined });
     report.models.push({ ...r, model });
+    // After each model: a run cut short by its timeout still leaves what it measured.
+    if (values['json-out']) writeFileSync(values['json-out'], JSON.stringify(report) + '\n');
     const best = r.sweep.reduce((a, p) => Math.max(a, p.tokensPerSec), 0);
     console.log(`${device} ${r.family} (${model}): ${r.ok ? 'ok' : `FAILED: ${r.error}`}; best ${best.toFixed(0)} tokens/s`
       + r.sweep.map((p) => `\n  batch ${String(p.batch).padStart(3)}: ${p.tokensPerSec.toFixed(1)} tokens/s, mean batch ${p.meanBatch.toFixed(1)}, ${p.tflops.toFixed(4)} TFLOP/s`
         + (p.peakShare === undefined ? '' : ` (${(100 * p.peakShare).toFixed(2)}% of peak)`)).join(''));
   }
-  if (values['json-out']) writeFileSync(values['json-out'], JSON.stringify(report) + '\n');
   process.exit(report.models.every((r) => r.ok) ? 0 : 3);
 }
 

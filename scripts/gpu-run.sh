@@ -23,6 +23,7 @@
 #   options: [--model DIR]... (default: every served model in models/zoo) [--batches 1,8,32,64]
 #            [--runs 10] (probe runs per point) [--max-tokens 32] [--steps 8] [--rounds 1]
 #            [--leave-out LIST] (models/zoo models that do not travel) [--out DIR]
+#            [--budget-s 450] (the whole run; each step's timeout is cut to what is left of it)
 # Results go to --out (default $OUT, else .work/gpu-run/out): gpu-run.json, tables.md, log.txt,
 # server.log (at most 8 files come back from the device tool). Exit 0 when every step passed.
 set -uo pipefail
@@ -34,6 +35,7 @@ bundle=""; models=(); batches="1,8,32,64"; runs=10; max_tokens=32; steps=8; roun
 # The two GPU-trained models are 47 of the tree's 67 MiB; the CPU-trained ones are the only
 # models of five of the six served families (the judge is not served), so those travel.
 leave_out="default,judge"
+budget_s=450
 out="${OUT:-${ROOT}/.work/gpu-run/out}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -47,6 +49,7 @@ while [[ $# -gt 0 ]]; do
     --steps) steps="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
     --leave-out) leave_out="$2"; shift ;;
+    --budget-s) budget_s="$2"; shift ;;
     --out) out="$2"; shift ;;
     *) echo "gpu-run: unknown argument '$1'" >&2; exit 1 ;;
   esac
@@ -73,6 +76,8 @@ failures=0
 step() { echo; echo "=== $*"; }
 fail() { echo "gpu-run: FAILED: $*"; failures=$((failures + 1)); }
 started=$(date +%s)
+# A step's timeout: its own cap, or what is left of the run's budget (the merge keeps 20 s).
+cap() { local left=$(( started + budget_s - 20 - $(date +%s) )); (( left < 5 )) && left=5; echo $(( $1 < left ? $1 : left )); }
 
 if [[ ${#models[@]} -eq 0 ]]; then
   for m in models/zoo/*/model.json; do
@@ -109,7 +114,7 @@ else
   check_args=(--bundle "$bundle")
 fi
 step "scripts/gpu-check.sh ${check_args[*]}"
-timeout 240 bash scripts/gpu-check.sh "${check_args[@]}" --out "${run}/check" --batches "$batches" --runs "$runs" "${model_args[@]}" ||
+timeout "$(cap 220)" bash scripts/gpu-check.sh "${check_args[@]}" --out "${run}/check" --batches "$batches" --runs "$runs" "${model_args[@]}" ||
   fail "gpu-check (exit $?; its summary is above)"
 compgen -G "${ROOT}/.work/gpu-check/probes/probe-*.reduced.json" >/dev/null ||
   fail "no graph with its logits reduced was probed (scripts/add-logit-reductions.py: is onnx importable by \$PYTHON?)"
@@ -143,15 +148,17 @@ node -e '
 if [[ $mode == gpu && $cuda_rc != 0 ]]; then fail "install-cuda.sh --check exit ${cuda_rc}"; fi
 
 # --- 3. every model through the real server, per device --------------------------------------
-devices=(cpu)
+# The GPU first: a step cut short by the budget then costs the CPU baseline, not the GPU numbers.
+devices=()
 if [[ $mode == gpu ]]; then
   devices+=(cuda)
   if ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null; then devices+=(webgpu); else echo "no Vulkan loader: webgpu not served"; fi
 fi
+devices+=(cpu)
 for device in "${devices[@]}"; do
   step "serve on ${device}: ${models[*]}"
   extra=(); [[ $device == cpu ]] || extra=("${peaks[@]}")
-  timeout 150 node dist/loadtest/gpu-serve.js --device "$device" "${model_args[@]}" --batches "$batches" \
+  timeout "$(cap 100)" node dist/loadtest/gpu-serve.js --device "$device" "${model_args[@]}" --batches "$batches" \
     --max-tokens "$max_tokens" --steps "$steps" --rounds "$rounds" "${extra[@]}" --json-out "${run}/serve-${device}.json" ||
     fail "serve on ${device} (exit $?)"
 done
@@ -175,7 +182,7 @@ while IFS=$'\t' read -r model role name file; do
   for device in "${devices[@]}"; do
     [[ $device == webgpu ]] && continue
     extra=(); [[ $device == cpu ]] || extra=("${peaks[@]}")
-    timeout 60 node dist/loadtest/device-probe.js --device "$device" --model "$file" --batch "$batches" --runs "$runs" "${extra[@]}" \
+    timeout "$(cap 60)" node dist/loadtest/device-probe.js --device "$device" --model "$file" --batch "$batches" --runs "$runs" "${extra[@]}" \
       --json-out "${run}/variants/probe-${device}-${model}-${role}-${name}.json" || fail "variant ${model} ${role} ${name} on ${device}"
   done
 done <"${run}/variants.tsv"
