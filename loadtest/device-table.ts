@@ -1,6 +1,6 @@
 // Turns the device probe's JSON reports (probe-<device>-<model>.json, as scripts/gpu-check.sh
-// writes them) into the README's benchmark table: one row per model, graph and device, one
-// column per batch size, and the ratio of each device to the CPU on the same graph. Also
+// writes them) into docs/gpu.md's device benchmark table: one row per model, graph and device,
+// one column per batch size, and the ratio of each device to the CPU on the same graph. Also
 // gathers the pieces of scripts/gpu-run.sh into one gpu-run.json, and builds every table of
 // that run from it.
 //
