@@ -1,6 +1,6 @@
 // The CPU dry run of the one prepared GPU run (scripts/gpu-run.sh --dry-run): every step but the
 // GPU ones, at small sizes, so the run on a lent GPU cannot fail on a typo. Checks that the JSON
-// the README tables are built from has every served family and every measurement.
+// the docs/gpu.md tables are built from has every served family and every measurement.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
