@@ -128,4 +128,5 @@ echo "On the device machine, ${n} calls in a row while it stays warm (it is give
 for ((i = 1; i < n; i++)); do
   echo "  call ${i}: carry [\".devcarry/p${i}\"]  command: ls -l .devcarry/*"
 done
-echo "  call ${n}: carry [\".devcarry/p${n}\"]  command: bash scripts/gpu-check.sh --bundle '.devcarry/p*/bundle.part*' 2>&1"
+echo "  call ${n}: carry [\".devcarry/p${n}\"]  command: bash scripts/gpu-run.sh --bundle '.devcarry/p*/bundle.part*' 2>&1"
+echo "  (or, for the device checks alone: bash scripts/gpu-check.sh --bundle '.devcarry/p*/bundle.part*' 2>&1)"
