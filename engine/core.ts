@@ -2,6 +2,7 @@
 // the engine's own process behind IPC; benchmarks may run it directly.
 import * as ort from 'onnxruntime-node';
 import type { EngineOptions } from './api.js';
+import { CacheManager } from './cache-manager.js';
 import { openDeviceSession } from './device-session.js';
 import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
@@ -81,7 +82,8 @@ export class EngineCore {
     private readonly sessions: Map<string, ort.InferenceSession>,
     opts: EngineOptions,
     private readonly events: CoreEvents,
-    private readonly cacheBudgetBytes: number | undefined,
+    /** The model's block cache, when its family keeps one: built once, shared by every sequence. */
+    private readonly cache: CacheManager | null,
   ) {
     const m = dir.manifest;
     this.model = modelInfo(m, opts.device);
@@ -107,7 +109,8 @@ export class EngineCore {
     for (const [role, path] of Object.entries(dir.graphPaths)) {
       sessions.set(role, await openDeviceSession(path, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
     }
-    return new EngineCore(dir, sessions, opts, events, opts.cacheBudgetBytes);
+    const layout = familyOf(m)!.cacheLayout?.(m);
+    return new EngineCore(dir, sessions, opts, events, layout ? new CacheManager(layout, opts.cacheBudgetBytes) : null);
   }
 
   /** Starts a sequence; throws EngineRequestError for settings the model cannot take. */
@@ -124,7 +127,7 @@ export class EngineCore {
     const entropy = entropyStop(params);
     const seq = family.create(id, prompt, params, {
       manifest: m,
-      ...(this.cacheBudgetBytes !== undefined ? { cacheBudgetBytes: this.cacheBudgetBytes } : {}),
+      cache: this.cache,
       sink: {
         commit: (tokens) => {
           this.scheduler.tokensTotal += tokens.length;
@@ -150,7 +153,7 @@ export class EngineCore {
   }
 
   stats(): StatsMsg {
-    const pool = familyOf(this.dir.manifest)?.cache?.(this.dir.manifest, this.cacheBudgetBytes);
+    const pool = this.cache?.stats();
     const msg: StatsMsg = {
       type: 'stats', queued: this.scheduler.queued, running: this.scheduler.live,
       cacheBytes: pool?.bytes ?? 0, cacheBudgetBytes: pool?.budgetBytes ?? 0,

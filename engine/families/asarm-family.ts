@@ -3,7 +3,7 @@
 import { EngineRequestError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
-import type { Family } from './registry.js';
+import type { Family } from './family.js';
 import { AsarmSequence, type AsarmModel } from './asarm.js';
 
 /** Largest speculative_k a request may ask for (ModelInfo.limits.maxSpeculativeK says the same). */

@@ -1,7 +1,7 @@
 // What BD3-LM and E2D2 share as block-by-block decoders: how many committed blocks fit beside
-// the one being generated, the block being denoised (BlockCanvas), and which tokens of a
-// finished block go out to the client. The two families differ only in the calls they make.
-import { blockHash } from '../block-cache.js';
+// the one being generated, the prompt cut into hashed blocks, the block being denoised
+// (BlockCanvas), and which tokens of a finished block go out to the client.
+import { blockHash } from '../block-pool.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Rng } from '../rng.js';
 import { maskedCount } from '../samplers/masked.js';
@@ -96,11 +96,6 @@ export class BlockCanvas {
   /** ddpm_cache after a step that changed nothing: the last logits are still the block's. */
   get reusable(): boolean {
     return this.params.sampler === 'ddpm_cache' && !this.changed && this.lastLogits !== null;
-  }
-
-  /** Whether the last step changed a token. */
-  get dirty(): boolean {
-    return this.changed;
   }
 
   /**

@@ -7,7 +7,7 @@ import { DUO_SAMPLERS, isDuoSampler } from '../samplers/duo.js';
 import { checkUniformSamplerFits, SamplerMismatch } from '../samplers/duo-fit.js';
 import { DuoSequence, type WindowedModel } from '../samplers/duo-sequence.js';
 import { latentDim } from '../loopholing.js';
-import type { Family } from './registry.js';
+import type { Family } from './family.js';
 
 /** The model facts a windowed (Duo / ReMDM / LDDM) sequence needs, from the manifest. */
 export function windowedModel(m: Manifest): WindowedModel {

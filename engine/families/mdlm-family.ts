@@ -3,7 +3,7 @@ import { EngineRequestError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import { maskedFields, requireMaskedSampler } from './masked-family.js';
-import type { Family } from './registry.js';
+import type { Family } from './family.js';
 import { MdlmSequence, type MaskedModel } from './mdlm.js';
 
 export function maskedModel(m: Manifest): MaskedModel {

@@ -10,7 +10,7 @@ import { RemdmSequence } from '../samplers/duo-sequence.js';
 import { REMDM_SAMPLER } from '../samplers/remdm.js';
 import { resolveRemasking } from '../samplers/remdm-schedule.js';
 import { checkFits, checkWindow, windowedModel } from './duo-family.js';
-import type { Family } from './registry.js';
+import type { Family } from './family.js';
 
 /** Samplers an LDDM (loopholing) model can run: each carries the latent through every step. */
 export const LOOPHOLING_SAMPLERS = ['ddpm', REMDM_SAMPLER] as const;
