@@ -6,6 +6,10 @@ import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg 
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 
+/** EngineOptions' defaults: sequences decoded together, and waiting, at most. */
+export const DEFAULT_MAX_BATCH = 16;
+export const DEFAULT_MAX_QUEUE = 256;
+
 export interface EngineOptions {
   /** Model directory (model.json, graphs, tokenizer.json). */
   modelDir: string;

@@ -3,7 +3,7 @@
 // sequence gets an `engine_crashed` error and then `done`, and a fresh engine process starts.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Engine, EngineOptions, SequenceEvents, SequenceHandle } from './api.js';
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Engine, type EngineOptions, type SequenceEvents, type SequenceHandle } from './api.js';
 import type { FromEngine, GenerationParams, ModelInfo, StatsMsg, ToEngine } from './protocol.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -118,7 +118,7 @@ class EngineClient implements Engine {
   }
 
   generate(prompt: number[], params: GenerationParams, events: SequenceEvents): SequenceHandle {
-    const cap = (this.opts.maxBatch ?? 16) + (this.opts.maxQueue ?? 256);
+    const cap = (this.opts.maxBatch ?? DEFAULT_MAX_BATCH) + (this.opts.maxQueue ?? DEFAULT_MAX_QUEUE);
     if (this.live.size >= cap) throw new EngineBusyError(`the engine has ${this.live.size} sequences; retry later`);
     const id = this.nextId++;
     this.live.set(id, { events, promptTokens: prompt.length });

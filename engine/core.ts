@@ -1,17 +1,19 @@
 // The engine in-process: model directory -> sessions -> scheduler. engine/main.ts runs it in
 // the engine's own process behind IPC; benchmarks may run it directly.
 import * as ort from 'onnxruntime-node';
-import type { EngineOptions } from './api.js';
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type EngineOptions } from './api.js';
 import { CacheManager } from './cache-manager.js';
 import { openDeviceSession } from './device-session.js';
 import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
+import { MAX_SPECULATIVE_K } from './families/asarm-family.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
 import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 import { Scheduler } from './scheduler.js';
 import { sessionRunner } from './session-runner.js';
 import type { Sequence } from './sequence.js';
+import { MAX_STEPS } from './validate.js';
 
 export interface CoreEvents {
   commit(id: number, tokens: number[]): void;
@@ -48,23 +50,21 @@ export function modelInfo(m: Manifest, device: string): ModelInfo {
       entropyWindow: d.entropy_window ?? BD3LM_ENTROPY.entropyWindow,
     },
     limits: {
-      maxSteps: 1024,
+      maxSteps: MAX_STEPS,
       blockSizes: m.block?.sizes ?? null,
-      maxSpeculativeK: m.family === 'asarm' ? 16 : null,
+      maxSpeculativeK: m.family === 'asarm' ? MAX_SPECULATIVE_K : null,
       maxTokens: blockwise ? BLOCKWISE_CONTEXTS * m.max_length : null,
     },
     device,
+    manifest: m,
   };
 }
 
-/** The sequence's entropy rule, or null when it is off; throws for settings out of range. */
+/** The sequence's entropy rule, or null when it is off. */
 function entropyStop(params: GenerationParams): EntropyStop | null {
   const min = params.minEntropy;
   if (min === undefined || min === 0) return null;
-  if (!(min > 0) || !Number.isFinite(min)) throw new EngineRequestError('invalid_request', `minEntropy must be a non-negative number, got ${min}`, 'min_entropy');
-  const window = params.entropyWindow ?? BD3LM_ENTROPY.entropyWindow;
-  if (!Number.isInteger(window) || window < 2) throw new EngineRequestError('invalid_request', `entropyWindow must be an integer of at least 2, got ${window}`, 'entropy_window');
-  return new EntropyStop(min, window);
+  return new EntropyStop(min, params.entropyWindow ?? BD3LM_ENTROPY.entropyWindow);
 }
 
 export class EngineCore {
@@ -95,7 +95,7 @@ export class EngineCore {
       },
       call: ({ seconds, batch }) => { this.stepSeconds.push(seconds); this.batchSizes.push(batch); },
       settle: (seq) => { if (this.lowEntropy.has(seq.id)) seq.stop('stop'); },
-    }, opts.maxBatch ?? 16, opts.maxQueue ?? 256);
+    }, opts.maxBatch ?? DEFAULT_MAX_BATCH, opts.maxQueue ?? DEFAULT_MAX_QUEUE);
     this.loopDone = this.scheduler.loop();
   }
 
@@ -113,17 +113,14 @@ export class EngineCore {
     return new EngineCore(dir, sessions, opts, events, layout ? new CacheManager(layout, opts.cacheBudgetBytes) : null);
   }
 
-  /** Starts a sequence; throws EngineRequestError for settings the model cannot take. */
+  /**
+   * Starts a sequence. Its settings were validated before admission (validateParams, which the
+   * server runs); throws EngineRequestError only for a duplicate id or a full queue.
+   */
   generate(id: number, prompt: number[], params: GenerationParams): void {
     if (this.live.has(id)) throw new EngineRequestError('duplicate_id', `sequence ${id} is already running`);
     const m = this.dir.manifest;
-    if (!m.samplers.includes(params.sampler)) {
-      throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (${m.samplers.join(', ')})`, 'sampler');
-    }
-    if (!(params.maxTokens >= 1)) throw new EngineRequestError('invalid_request', 'maxTokens must be at least 1', 'max_tokens');
-    if (!(params.steps >= 1)) throw new EngineRequestError('invalid_request', 'steps must be at least 1', 'steps');
     const family = familyOf(m)!;
-    family.validate(params, m);
     const entropy = entropyStop(params);
     const seq = family.create(id, prompt, params, {
       manifest: m,

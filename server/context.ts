@@ -1,6 +1,7 @@
 // What every front end (HTTP, WebSocket) shares: the engine, the model's facts, the tokenizer,
 // metrics, logs and limits; and the two steps they all take before generating: prompt text to
 // ids, and a request's settings to one engine sequence per choice.
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE } from '../engine/api.js';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/api.js';
 import type { ModelInfo, Usage } from '../engine/protocol.js';
@@ -40,8 +41,8 @@ export const DEFAULT_LIMITS: Limits = {
   wsSoftBackpressure: 256 << 10,
   maxSequencesPerRequest: 64,
   maxGenerationsPerSocket: 256,
-  // The engine's own defaults: max batch 16 + max queue 256 (engine/core.ts).
-  maxLiveSequences: 16 + 256,
+  // The engine's own defaults (engine/api.ts).
+  maxLiveSequences: DEFAULT_MAX_BATCH + DEFAULT_MAX_QUEUE,
 };
 
 export interface ServerContext {

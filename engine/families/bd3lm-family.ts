@@ -1,6 +1,6 @@
 // BD3-LM as a registered family: block_size must be one the model was trained for; every
 // sequence of one loaded model shares the engine's block cache (bd3lm-cache.ts's layout).
-import { EngineRequestError } from '../errors.js';
+import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import { bd3lmLayout } from './bd3lm-cache.js';
@@ -21,12 +21,9 @@ export const bd3lmFamily: Family = {
   validate(params: GenerationParams, m: Manifest): void {
     requireMaskedSampler(params, m);
     const sizes = m.block!.sizes;
-    if (params.blockSize !== undefined && !sizes.includes(params.blockSize)) {
-      throw new EngineRequestError('invalid_request', `block_size must be one of ${sizes.join(', ')} for ${m.name}`, 'block_size');
-    }
-    if (blockSizeOf(params, m) >= m.max_length) {
-      throw new EngineRequestError('invalid_request', `block_size must be below the model's length ${m.max_length}`, 'block_size');
-    }
+    const bs = blockSizeOf(params, m);
+    if (!sizes.includes(bs)) throw new SettingsError('block_size', `must be one of ${sizes.join(', ')}, got ${bs}`);
+    if (bs >= m.max_length) throw new SettingsError('block_size', `must be below the model's length ${m.max_length}, got ${bs}`);
   },
   cacheLayout: bd3lmLayout,
   create(id, prompt, params, { manifest, sink, cache }) {

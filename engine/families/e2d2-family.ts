@@ -1,6 +1,6 @@
 // E2D2 as a registered family: settings checks and the sequence it builds. Every sequence of one
 // loaded model shares the engine's block cache of encoded blocks (e2d2-cache.ts's layout).
-import { EngineRequestError } from '../errors.js';
+import { EngineRequestError, SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import { e2d2Layout } from './e2d2-cache.js';
@@ -39,10 +39,7 @@ export function makeE2d2Family(opts: E2d2Options = {}): Family {
       requireMaskedSampler(params, m);
       const sizes = m.block?.sizes ?? [];
       const bs = blockSizeOf(params, m);
-      if (!sizes.includes(bs)) {
-        throw new EngineRequestError('invalid_request', `block_size ${bs} is not one of this model's block sizes (${sizes.join(', ')})`, 'block_size');
-      }
-      e2d2Model(m);
+      if (!sizes.includes(bs)) throw new SettingsError('block_size', `must be one of ${sizes.join(', ')}, got ${bs}`);
     },
     cacheLayout: (m) => e2d2Layout(e2d2Model(m)),
     create(id, prompt, params, { manifest, sink, cache }) {

@@ -3,20 +3,17 @@
 // get the ReMDM sequence, and every other request goes to the wrapped family unchanged.
 // On an LDDM model `ddpm` is ReMDM with no remasking (MDLM's ancestral step) carrying the
 // latent; samplers that skip or batch unmasking differently do not carry it and are refused.
-import { EngineRequestError } from '../errors.js';
+import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import { RemdmSequence } from '../samplers/duo-sequence.js';
 import { REMDM_SAMPLER } from '../samplers/remdm.js';
-import { resolveRemasking } from '../samplers/remdm-schedule.js';
+import { RemaskingError, resolveRemasking } from '../samplers/remdm-schedule.js';
 import { checkFits, checkWindow, windowedModel } from './duo-family.js';
 import type { Family } from './family.js';
 
 /** Samplers an LDDM (loopholing) model can run: each carries the latent through every step. */
 export const LOOPHOLING_SAMPLERS = ['ddpm', REMDM_SAMPLER] as const;
-
-// The request's field names (snake_case) for RemaskingParams' keys.
-const FIELD: Record<string, string> = { eta: 'eta', tOn: 't_on', tOff: 't_off', alphaOn: 'alpha_on', schedule: 'schedule' };
 
 function usesRemdmSequence(params: GenerationParams, m: Manifest): boolean {
   return params.sampler === REMDM_SAMPLER || m.loopholing !== undefined;
@@ -24,23 +21,16 @@ function usesRemdmSequence(params: GenerationParams, m: Manifest): boolean {
 
 function validateRemdm(params: GenerationParams, m: Manifest): void {
   checkFits(params, m);
-  if (m.special_tokens.mask === null) {
-    throw new EngineRequestError('invalid_request', `${m.name} has no [MASK] token`, 'sampler');
-  }
+  if (m.special_tokens.mask === null) throw new SettingsError('sampler', `${m.name} has no [MASK] token`);
   if (m.loopholing && !(LOOPHOLING_SAMPLERS as readonly string[]).includes(params.sampler)) {
-    throw new EngineRequestError(
-      'invalid_request',
-      `sampler '${params.sampler}' does not carry ${m.name}'s loopholing latent: use ${LOOPHOLING_SAMPLERS.join(' or ')}`,
-      'sampler',
-    );
+    throw new SettingsError('sampler', `'${params.sampler}' does not carry ${m.name}'s loopholing latent: use ${LOOPHOLING_SAMPLERS.join(' or ')}`);
   }
   if (params.remasking) {
     try {
       resolveRemasking(params.remasking);
     } catch (err) {
-      const m = /^remasking\.(\w+): (.*)$/.exec((err as Error).message);
-      const field = `remasking.${FIELD[m?.[1] ?? ''] ?? m?.[1] ?? ''}`.replace(/\.$/, '');
-      throw new EngineRequestError('invalid_request', `${field}: ${m?.[2] ?? (err as Error).message}`, field);
+      if (err instanceof RemaskingError) throw new SettingsError(err.param, err.detail);
+      throw err;
     }
   }
   checkWindow(params, m);
