@@ -22,6 +22,11 @@ export interface EngineOptions {
   maxQueue?: number;
   /** Bytes the KV / encoder cache pool may hold. */
   cacheBudgetBytes?: number;
+  /**
+   * An engine that sends nothing for this long while sequences are in flight is hung: it is
+   * killed and restarted (default 60 s; every tick sends its stats, so a live engine is heard).
+   */
+  watchdogMs?: number;
 }
 
 /** Callbacks for one sequence. `done` comes exactly once and last, whatever happens. */
@@ -44,6 +49,9 @@ export interface SequenceHandle {
 export interface Engine {
   readonly model: ModelInfo;
   generate(prompt: number[], params: GenerationParams, events: SequenceEvents): SequenceHandle;
-  stats(): Promise<StatsMsg>;
+  /** The stats the engine pushes after every tick (metrics); returns the unsubscribe. */
+  onStats(listener: (stats: StatsMsg) => void): () => void;
+  /** The engine is up and, while sequences are in flight, has been heard from lately. */
+  healthy(): boolean;
   close(): Promise<void>;
 }

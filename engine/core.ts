@@ -10,7 +10,7 @@ import { MAX_SPECULATIVE_K } from './families/asarm-family.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
 import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler, type TickStats } from './scheduler.js';
 import { sessionRunner } from './session-runner.js';
 import type { Sequence } from './sequence.js';
 import { MAX_STEPS } from './validate.js';
@@ -20,6 +20,8 @@ export interface CoreEvents {
   step(msg: StepMsg): void;
   error(msg: ErrorMsg): void;
   done(msg: DoneMsg): void;
+  /** After every tick, with that tick's calls (and once when the engine runs out of work). */
+  stats?(msg: StatsMsg): void;
 }
 
 export { EngineRequestError };
@@ -73,8 +75,6 @@ export class EngineCore {
   private readonly live = new Map<number, Sequence>();
   /** Sequences whose entropy rule tripped on their last commit: ended at the end of the tick. */
   private readonly lowEntropy = new Set<number>();
-  private stepSeconds: number[] = [];
-  private batchSizes: number[] = [];
   private loopDone: Promise<void>;
 
   private constructor(
@@ -93,7 +93,7 @@ export class EngineCore {
       failed: (seq, err) => {
         this.events.error({ type: 'error', id: seq.id, code: 'engine_error', message: String((err as Error)?.message ?? err) });
       },
-      call: ({ seconds, batch }) => { this.stepSeconds.push(seconds); this.batchSizes.push(batch); },
+      tick: (calls) => this.events.stats?.(this.stats(calls)),
       settle: (seq) => { if (this.lowEntropy.has(seq.id)) seq.stop('stop'); },
     }, opts.maxBatch ?? DEFAULT_MAX_BATCH, opts.maxQueue ?? DEFAULT_MAX_QUEUE);
     this.loopDone = this.scheduler.loop();
@@ -149,17 +149,15 @@ export class EngineCore {
     this.events.done({ type: 'done', id: seq.id, reason, usage: seq.usage(), ...(lowEntropy ? { stopReason: 'low_entropy' as const } : {}) });
   }
 
-  stats(): StatsMsg {
+  /** The gauges and counters now, with one tick's calls (pushed with the tick's results, never pulled). */
+  private stats(calls: readonly TickStats[]): StatsMsg {
     const pool = this.cache?.stats();
-    const msg: StatsMsg = {
+    return {
       type: 'stats', queued: this.scheduler.queued, running: this.scheduler.live,
       cacheBytes: pool?.bytes ?? 0, cacheBudgetBytes: pool?.budgetBytes ?? 0,
       nfeTotal: this.scheduler.nfeTotal, tokensTotal: this.scheduler.tokensTotal,
-      stepSeconds: this.stepSeconds, batchSizes: this.batchSizes,
+      stepSeconds: calls.map((c) => c.seconds), batchSizes: calls.map((c) => c.batch),
     };
-    this.stepSeconds = [];
-    this.batchSizes = [];
-    return msg;
   }
 
   async close(): Promise<void> {

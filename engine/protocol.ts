@@ -109,16 +109,11 @@ export interface CancelMsg {
   id: number;
 }
 
-/** Ask for a stats message now (metrics scrape). */
-export interface StatsRequestMsg {
-  type: 'stats';
-}
-
 export interface ShutdownMsg {
   type: 'shutdown';
 }
 
-export type ToEngine = GenerateMsg | CancelMsg | StatsRequestMsg | ShutdownMsg;
+export type ToEngine = GenerateMsg | CancelMsg | ShutdownMsg;
 
 // ---- engine -> server ----
 
@@ -166,6 +161,10 @@ export interface ErrorMsg {
   message: string;
 }
 
+/**
+ * Sent after every tick with that tick's results (as vLLM attaches iteration stats to its
+ * outputs), and once when the engine runs out of work: the server's metrics and its heartbeat.
+ */
 export interface StatsMsg {
   type: 'stats';
   /** Sequences admitted but waiting for a slot. */
@@ -178,7 +177,7 @@ export interface StatsMsg {
   /** Network calls and tokens since start (counters). */
   nfeTotal: number;
   tokensTotal: number;
-  /** Durations of network calls since the last stats message, in seconds (for histograms). */
+  /** Durations of this tick's network calls, in seconds (for histograms). */
   stepSeconds: number[];
   /** Batch sizes of those calls. */
   batchSizes: number[];
