@@ -6,7 +6,7 @@ import type { GenerationParams } from '../protocol.js';
 import { bd3lmLayout } from './bd3lm-cache.js';
 import { Bd3lmSequence, type BlockModel } from './bd3lm.js';
 import type { Family } from './family.js';
-import { maskedFields, requireMaskedSampler } from './masked-family.js';
+import { maskedFields, requireMaskedSampler } from './masked-model.js';
 
 export function blockModel(m: Manifest): BlockModel {
   return maskedFields(m);

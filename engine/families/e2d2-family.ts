@@ -6,7 +6,7 @@ import type { GenerationParams } from '../protocol.js';
 import { e2d2Layout } from './e2d2-cache.js';
 import { E2d2Sequence, type E2d2Model, type E2d2Options } from './e2d2.js';
 import type { Family } from './family.js';
-import { maskedFields, requireMaskedSampler } from './masked-family.js';
+import { maskedFields, requireMaskedSampler } from './masked-model.js';
 
 function layers(m: Manifest, key: 'encoder_layers' | 'decoder_layers'): number {
   const n = m.architecture[key];

@@ -2,7 +2,7 @@
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import { checkWindow } from './duo-family.js';
-import { maskedFields, requireMaskedSampler } from './masked-family.js';
+import { maskedFields, requireMaskedSampler } from './masked-model.js';
 import type { Family } from './family.js';
 import { MdlmSequence, type MaskedModel } from './mdlm.js';
 

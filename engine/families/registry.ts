@@ -7,7 +7,7 @@ import { e2d2Family } from './e2d2-family.js';
 import { asarmFamily } from './asarm-family.js';
 import { duoFamily } from './duo-family.js';
 import { mdlmFamily } from './mdlm-family.js';
-import { withRemasking } from './remdm-family.js';
+import { withRemasking } from './with-remasking.js';
 
 /** How many contexts' worth of tokens a blockwise family may write in one request. */
 export const BLOCKWISE_CONTEXTS = 16;

@@ -1,5 +1,5 @@
-// What every masked-diffusion family (MDLM, BD3-LM, E2D2) reads from its manifest and checks
-// on a request before building a sequence: the model's masked-diffusion fields, and that the
+// Not a family: what every masked-diffusion family (MDLM, BD3-LM, E2D2) reads from its
+// manifest and checks on a request before building a sequence: the model's masked-diffusion fields, and that the
 // request's sampler is a masked one.
 import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
