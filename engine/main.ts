@@ -23,6 +23,7 @@ async function main(): Promise<void> {
       step: (msg) => send(msg),
       error: (msg) => send(msg),
       done: (msg) => send(msg),
+      stats: (msg) => send(msg),
     });
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -46,9 +47,6 @@ async function main(): Promise<void> {
         break;
       case 'cancel':
         core.cancel(msg.id);
-        break;
-      case 'stats':
-        send(core.stats());
         break;
       case 'shutdown':
         void core.close().finally(() => process.exit(0));

@@ -135,7 +135,9 @@ async function serveOne(modelDir: string, device: Device, o: { batches: number[]
     const flopsPerRow = 2 * result.nParams * rowPositions(m, sequence);
     for (const batch of o.batches) {
       const requests = batch * o.rounds;
-      await target.engine!.stats(); // forget earlier calls
+      // The engine pushes each tick's calls; collect those of this sweep point only.
+      const batchSizes: number[] = [];
+      const unfollow = target.engine!.onStats((st) => batchSizes.push(...st.batchSizes));
       const latencies: number[] = [];
       let completionTokens = 0;
       let next = 0;
@@ -151,8 +153,9 @@ async function serveOne(modelDir: string, device: Device, o: { batches: number[]
         }
       }));
       const seconds = (performance.now() - t0) / 1e3;
-      const stats = await target.engine!.stats();
-      const rows = stats.batchSizes.reduce((a, b) => a + b, 0);
+      unfollow();
+      const stats = { batchSizes };
+      const rows = batchSizes.reduce((a, b) => a + b, 0);
       const tflops = (rows * flopsPerRow) / seconds / 1e12;
       result.sweep.push({
         batch, requests, seconds, completionTokens, tokensPerSec: completionTokens / seconds,

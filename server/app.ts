@@ -49,6 +49,7 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
     limits,
     admission: new Admission(limits.maxLiveSequences),
   };
+  const unfollow = ctx.metrics.follow(ctx.engine);
   const keys = new ApiKeys(opts.apiKeys ?? []);
   const created = Math.floor(Date.now() / 1000);
   const app = uWS.App();
@@ -69,22 +70,15 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
 
   const modelCard = { id: model.name, object: 'model', created, owned_by: 'dlm-serve', max_model_len: model.maxLength, family: model.family };
 
-  // Healthy = the engine process answers (a stats round trip, no network call), within 2 s.
-  // Through metrics.refresh: each stats reply carries step timings only once, and they belong
-  // in the histograms whoever asked.
-  app.get('/health', route(false, async (res, state) => {
-    let timer: NodeJS.Timeout | undefined;
-    const alive = await Promise.race([
-      ctx.metrics.refresh(ctx.engine).then(() => true, () => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000))),
-    ]);
-    clearTimeout(timer);
+  // Healthy = the engine process is up and, with work in flight, its ticks keep coming (no
+  // network call, no round trip: the engine pushes its stats after every tick).
+  app.get('/health', route(false, (res, state) => {
+    const alive = ctx.engine.healthy();
     sendJson(res, state, alive ? 200 : 503, { status: alive ? 'ok' : 'unavailable', model: model.name, device: model.device });
   }));
   // Open like /health (vLLM does the same): Prometheus and inference gateways scrape without
   // keys, and the series carry no request content.
   app.get('/metrics', route(false, async (res, state) => {
-    await ctx.metrics.refresh(ctx.engine);
     sendText(res, state, 200, ctx.metrics.registry.contentType, await ctx.metrics.registry.metrics());
   }));
   app.get('/v1/models', route(true, (res, state) => sendJson(res, state, 200, { object: 'list', data: [modelCard] })));
@@ -115,6 +109,7 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
         port: uWS.us_socket_local_port(socket),
         metrics: ctx.metrics,
         close: () => {
+          unfollow();
           uWS.us_listen_socket_close(socket);
           closeSockets();
           // App.close (uWS >= 20.24, missing from this build's typings) also drops idle

@@ -2,7 +2,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Device } from '../engine/api.js';
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Device } from '../engine/api.js';
 
 /** Repository root (this file is compiled to dist/server/config.js). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -13,9 +13,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
  */
 export const DEFAULT_MODEL_DIR = resolve(ROOT, 'models/zoo/default');
 
-/** The engine's defaults (engine/core.ts), named here because admission control needs them. */
-export const DEFAULT_MAX_BATCH = 16;
-export const DEFAULT_MAX_QUEUE = 256;
+export { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE };
 
 export interface Config {
   host: string;

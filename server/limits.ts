@@ -1,5 +1,6 @@
 // The server's own bounds on what one client may hold: body and frame sizes, bytes queued for a
 // slow reader, sequences per request and per socket, and sequences admitted at once.
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE } from '../engine/api.js';
 
 export interface Limits {
   /** Largest HTTP request body. */
@@ -28,6 +29,6 @@ export const DEFAULT_LIMITS: Limits = {
   wsSoftBackpressure: 256 << 10,
   maxSequencesPerRequest: 64,
   maxGenerationsPerSocket: 256,
-  // The engine's own defaults: max batch 16 + max queue 256 (engine/core.ts).
-  maxLiveSequences: 16 + 256,
+  // The engine's own defaults (engine/api.ts).
+  maxLiveSequences: DEFAULT_MAX_BATCH + DEFAULT_MAX_QUEUE,
 };
