@@ -7,6 +7,7 @@ import type { ChatTemplate } from '../tokenizer/chat.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { Admission } from './admission.js';
 import { ApiKeys } from './auth.js';
+import { Drain, type DrainReport } from './drain.js';
 import { DEFAULT_LIMITS, type Limits, type ServerContext } from './context.js';
 import { ApiError } from './errors.js';
 import { sendError, sendJson, sendText, track } from './http-io.js';
@@ -32,6 +33,13 @@ export interface ServerOptions {
 export interface RunningServer {
   port: number;
   metrics: Metrics;
+  /**
+   * Graceful shutdown: admit nothing new, let what runs finish for up to `seconds`, end the
+   * rest, then close every socket (WebSockets with 1001). The engine is the caller's to close.
+   */
+  drain(seconds: number): Promise<DrainReport>;
+  /** Requests and WebSocket generations not yet answered. */
+  inFlight(): number;
   close(): void;
 }
 
@@ -47,6 +55,7 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
     log: opts.log,
     limits,
     admission: new Admission(limits.maxLiveSequences),
+    drain: new Drain(),
   };
   const keys = new ApiKeys(opts.apiKeys ?? []);
   const created = Math.floor(Date.now() / 1000);
@@ -72,6 +81,11 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
   // Through metrics.refresh: each stats reply carries step timings only once, and they belong
   // in the histograms whoever asked.
   app.get('/health', route(false, async (res, state) => {
+    // Draining: fail readiness at once, so that load balancers stop sending before we close.
+    if (ctx.drain.draining) {
+      sendJson(res, state, 503, { status: 'draining', model: model.name, device: model.device, in_flight: ctx.drain.inFlight });
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const alive = await Promise.race([
       ctx.metrics.refresh(ctx.engine).then(() => true, () => false),
@@ -110,16 +124,25 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
         reject(new Error(`could not listen on ${opts.host ?? '0.0.0.0'}:${opts.port}`));
         return;
       }
+      const close = (): void => {
+        uWS.us_listen_socket_close(socket);
+        closeSockets();
+        // App.close (uWS >= 20.24, missing from this build's typings) also drops idle
+        // keep-alive connections, which would otherwise hold the process for their timeout.
+        (app as unknown as { close?: () => void }).close?.();
+      };
       resolve({
         port: uWS.us_socket_local_port(socket),
         metrics: ctx.metrics,
-        close: () => {
-          uWS.us_listen_socket_close(socket);
-          closeSockets();
-          // App.close (uWS >= 20.24, missing from this build's typings) also drops idle
-          // keep-alive connections, which would otherwise hold the process for their timeout.
-          (app as unknown as { close?: () => void }).close?.();
+        drain: async (seconds) => {
+          ctx.metrics.draining.set(1);
+          // The listening socket stays open meanwhile: late clients get a clear 503, not a refusal to connect.
+          const report = await ctx.drain.run(seconds);
+          close();
+          return report;
         },
+        inFlight: () => ctx.drain.inFlight,
+        close,
       });
     });
   });

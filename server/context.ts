@@ -8,6 +8,7 @@ import type { ChatMessage, ChatTemplate } from '../tokenizer/chat.js';
 import { applyChatTemplate } from '../tokenizer/chat.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import type { Admission } from './admission.js';
+import type { Drain } from './drain.js';
 import { ApiError } from './errors.js';
 import type { GenerationSpec } from './generation.js';
 import type { Metrics } from './metrics.js';
@@ -53,6 +54,8 @@ export interface ServerContext {
   log: Logger;
   limits: Limits;
   admission: Admission;
+  /** Set once SIGTERM came: admits nothing new (server/drain.ts). */
+  drain: Drain;
 }
 
 export type PromptInput = string | number[];

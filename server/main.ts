@@ -1,4 +1,5 @@
 // `npm start`: load the model directory, start the engine in its own process, serve.
+import { constants } from 'node:os';
 import { pino } from 'pino';
 import { startEngine } from '../engine/client.js';
 import { loadModelDir } from '../engine/manifest.js';
@@ -45,13 +46,24 @@ async function main(): Promise<void> {
     { port: server.port, model: engine.model.name, family: engine.model.family, device: config.device, auth: config.apiKeys.length > 0 },
     `serving ${engine.model.name} on http://${config.host}:${server.port} (WebSocket /v1/ws)`,
   );
+  // The first signal drains (server/drain.ts), then closes the engine and exits 0; the engine
+  // ignores the signals itself and keeps decoding until then. A second signal exits at once
+  // with 128 + its number (130 for SIGINT, 143 for SIGTERM), as a shell reports a killed process.
   let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
+  const stop = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting for the drain');
+      process.exit(128 + constants.signals[signal]);
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    server.close();
-    void engine.close().finally(() => process.exit(0));
+    log.info({ signal, drain_seconds: config.drainSeconds, in_flight: server.inFlight() }, 'draining: admitting nothing new, waiting for requests in flight');
+    void server
+      .drain(config.drainSeconds)
+      .then((report) => {
+        log.info(report, 'drained; stopping the engine');
+        return engine.close();
+      })
+      .finally(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ErrorMsg, FinishReason, Usage } from '../engine/protocol.js';
 import { chatPrompt, overloaded, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
+import type { Held } from './drain.js';
 import { ApiError, fromZod } from './errors.js';
 import { Generation } from './generation.js';
 import { type RequestState, readBody, sendError, sendJson } from './http-io.js';
@@ -17,9 +18,12 @@ type Api = 'completions' | 'chat';
 /** Status recorded for a request whose client left before the answer (nginx's convention). */
 const CLIENT_GONE = 499;
 
+/** The engine's reasons, and vLLM's 'abort' for a generation the shutdown drain ended. */
+type ChoiceFinish = Exclude<FinishReason, 'cancelled'> | 'abort';
+
 interface Choice {
   text: string;
-  finish: FinishReason | null;
+  finish: ChoiceFinish | null;
   /** vLLM's stop_reason: the stop string that matched, 'low_entropy', or null. */
   stopReason: string | null;
   usage: Usage | null;
@@ -42,8 +46,10 @@ function engineFailure(ctx: ServerContext, error: ErrorMsg | undefined): ApiErro
 export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
   const started = performance.now();
   let status = 200;
+  // Held until answered, so that a shutdown drain waits for this request.
+  const held = ctx.drain.hold();
   try {
-    status = await generate(ctx, api, res, state);
+    status = await generate(ctx, api, res, state, held);
   } catch (err) {
     const e = err instanceof ApiError ? err : null;
     if (e === null && state.aborted) return; // the client left while we read its body
@@ -52,6 +58,7 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
     status = apiErr.status;
     sendError(res, state, apiErr);
   } finally {
+    held.release();
     const seconds = (performance.now() - started) / 1000;
     ctx.metrics.requests.inc({ api, status: String(status) });
     ctx.metrics.requestSeconds.observe({ api }, seconds);
@@ -60,7 +67,7 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
 }
 
 /** Serves one request; resolves to the status it was answered with, once it is answered. */
-async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<number> {
+async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState, held: Held): Promise<number> {
   const raw = await readBody(res, state, ctx.limits.maxBodyBytes);
   let json: unknown;
   try {
@@ -97,6 +104,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
   }
   const specs = planSequences(ctx, prompts, r, n, r.seed ?? randomSeed());
   if (state.aborted) return CLIENT_GONE;
+  if (ctx.drain.draining) throw ctx.drain.refusal();
   // All of the request's sequences or none: an admitted request is never cut short for room.
   const slots = ctx.admission.tryAdmit(specs.length);
   if (slots === null) throw overloaded(ctx, specs.length);
@@ -111,7 +119,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
   let sse: SseStream | null = null;
   let remaining = specs.length;
 
-  const chunk = (index: number, text: string, finish: FinishReason | null, stopReason: string | null = null): Record<string, unknown> => {
+  const chunk = (index: number, text: string, finish: ChoiceFinish | null, stopReason: string | null = null): Record<string, unknown> => {
     const end = finish === null ? {} : { stop_reason: stopReason };
     const c =
       api === 'chat'
@@ -126,15 +134,24 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
       const gone = state.aborted;
       const usage = usageBody(prompts, choices.map((c) => c.usage), n);
       const failed = choices.find((c) => c.finish === 'error');
+      // A JSON answer cut short is incomplete: a 503 says so, and official clients retry it.
+      const cut = !failed && held.cutShort ? ctx.drain.deadlineError() : null;
+      const status = gone ? CLIENT_GONE : failed ? engineFailure(ctx, failed.error).status : cut ? cut.status : 200;
       if (sse !== null) {
         if (failed) {
           sse.send(engineFailure(ctx, failed.error).body());
+        } else if (cut) {
+          sse.send(cut.body());
         } else if (includeUsage) {
           sse.send({ id, object, created, model, system_fingerprint: null, choices: [], usage });
         }
-        sse.end();
+        // Answered once the last event has left (a drain then closes the socket safely).
+        void sse.end().then(() => resolve(status));
+        return;
       } else if (failed) {
         sendError(res, state, engineFailure(ctx, failed.error));
+      } else if (cut) {
+        sendError(res, state, cut);
       } else {
         sendJson(res, state, 200, {
           id,
@@ -150,7 +167,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
           usage,
         });
       }
-      resolve(gone ? CLIENT_GONE : failed ? engineFailure(ctx, failed.error).status : 200);
+      resolve(status);
     };
 
     specs.forEach((spec, index) => {
@@ -163,7 +180,7 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
         done: (reason, usage, error, stopReason) => {
           if (error) ctx.log.error({ error }, 'sequence failed');
           if (error) choices[index]!.error = error;
-          choices[index]!.finish = reason === 'cancelled' ? 'stop' : reason;
+          choices[index]!.finish = reason !== 'cancelled' ? reason : held.cutShort ? 'abort' : 'stop';
           choices[index]!.stopReason = stopReason;
           choices[index]!.usage = usage;
           if (sse !== null && reason !== 'error') sse.send(chunk(index, '', choices[index]!.finish, stopReason));
@@ -175,6 +192,9 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
     state.onAbort.push(() => {
       for (const g of gens) g.cancel();
     });
+    held.onDeadline = () => {
+      for (const g of gens) g.cancel();
+    };
 
     try {
       for (const g of gens) g.start();

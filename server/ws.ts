@@ -126,6 +126,8 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     return fail(ApiError.badRequest(`at most ${ctx.limits.maxGenerationsPerSocket} generations may run at once on one socket`, null, 'too_many_generations'));
   }
   d.gens.set(m.id, null); // reserve the id while tokenizing
+  // Held until its `done` (or error) is sent, so that a shutdown drain waits for it.
+  const held = ctx.drain.hold();
 
   const started = performance.now();
   let gen: Generation;
@@ -136,7 +138,11 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
       : await promptIds(ctx, m.prompt!, 'prompt');
     const settings = m.settings ?? {};
     const [spec] = planSequences(ctx, [prompt], settings, 1, settings.seed ?? randomSeed(), 'settings.');
-    if (d.closed) return;
+    if (d.closed) {
+      held.release();
+      return;
+    }
+    if (ctx.drain.draining) throw ctx.drain.refusal();
     const slots = ctx.admission.tryAdmit(1);
     if (slots === null) {
       ctx.metrics.requests.inc({ api: 'ws', status: 'rejected' });
@@ -158,15 +164,20 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
         const seconds = (performance.now() - started) / 1000;
         ctx.metrics.requestSeconds.observe({ api: 'ws' }, seconds);
         ctx.log.info({ api: 'ws', id: m.id, finish: reason, tokens: usage.completionTokens, nfe: usage.nfe, ms: Math.round(seconds * 1000) }, 'generation');
+        const cut = reason === 'cancelled' && held.cutShort ? ctx.drain.deadlineError() : null;
         if (error) send(ws, ctx, { type: 'error', id: m.id, code: error.code, message: error.message, param: null });
-        send(ws, ctx, { type: 'done', id: m.id, finish_reason: reason, stop_reason: stopReason, usage: usageBody([prompt], [usage], 1) });
+        if (cut) send(ws, ctx, { type: 'error', id: m.id, code: cut.code!, message: cut.message, param: null });
+        send(ws, ctx, { type: 'done', id: m.id, finish_reason: cut ? 'abort' : reason, stop_reason: stopReason, usage: usageBody([prompt], [usage], 1) });
+        held.release();
       },
     }, ctx.metrics, slots[0]);
     ctx.metrics.requests.inc({ api: 'ws', status: 'accepted' });
     d.gens.set(m.id, gen);
+    held.onDeadline = () => gen.cancel();
     if (d.cancelledEarly.delete(m.id)) gen.cancel();
     gen.start();
   } catch (err) {
+    held.release();
     d.gens.delete(m.id);
     d.cancelledEarly.delete(m.id);
     if (err instanceof ApiError) return fail(err);
