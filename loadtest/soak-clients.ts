@@ -26,8 +26,6 @@ export function newLedger(): Ledger {
   return { started: 0, byKind: { json: 0, sse: 0, ws: 0 }, answered: 0, disconnected: 0, cancelled: 0, errors: 0, lost: 0, notes: [] };
 }
 
-/** A request unanswered for this long is lost (the soak's generations take seconds at most). */
-const ANSWER_TIMEOUT_MS = 120_000;
 
 function note(l: Ledger, what: 'errors' | 'lost', text: string): void {
   l[what]++;
@@ -48,6 +46,8 @@ export class SoakWorker {
   constructor(
     private readonly base: string,
     private readonly ledger: Ledger,
+    /** A request unanswered for this long counts as lost. */
+    private readonly answerTimeoutMs: number,
   ) {}
 
   async run(n: number): Promise<void> {
@@ -67,7 +67,7 @@ export class SoakWorker {
 
   private async json(n: number, leave: boolean): Promise<void> {
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(new Error('timeout')), leave ? 30 : ANSWER_TIMEOUT_MS);
+    const timer = setTimeout(() => ctl.abort(new Error('timeout')), leave ? 30 : this.answerTimeoutMs);
     const path = n % 2 === 0 ? '/v1/completions' : '/v1/chat/completions';
     const b = body(n);
     const payload = path === '/v1/completions' ? b : { ...b, prompt: undefined, messages: [{ role: 'user', content: b.prompt }] };
@@ -86,7 +86,7 @@ export class SoakWorker {
 
   private async sse(n: number, leave: boolean): Promise<void> {
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(new Error('timeout')), ANSWER_TIMEOUT_MS);
+    const timer = setTimeout(() => ctl.abort(new Error('timeout')), this.answerTimeoutMs);
     let left = false;
     try {
       const r = await fetch(`${this.base}/v1/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...body(n), stream: true }), signal: ctl.signal });
@@ -153,7 +153,7 @@ export class SoakWorker {
       const timer = setTimeout(() => {
         note(this.ledger, 'lost', `ws ${n}: no done in time`);
         finish();
-      }, ANSWER_TIMEOUT_MS);
+      }, this.answerTimeoutMs);
       this.handlers.set(id, (f) => {
         if (f === null) {
           if (leave === 'close' && acted) this.ledger.disconnected++;

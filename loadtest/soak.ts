@@ -5,7 +5,8 @@
 // errors and the lost requests; then checks that nothing is left running in the server, stops it
 // with SIGTERM (it must drain and exit 0) and exits non-zero when anything was lost, failed or
 // leaked, or when memory grows faster than --max-slope MB/min (judged on windows of 3 minutes
-// or more; loadtest/rss.ts).
+// or more; loadtest/rss.ts). A request unanswered after --answer-timeout seconds (300) is lost:
+// set it above the slowest generation the machine can take.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ interface Options {
   sampleSeconds: number;
   warmup: number;
   maxSlope: number;
+  answerTimeoutS: number;
 }
 
 function options(argv: string[]): Options {
@@ -40,6 +42,7 @@ function options(argv: string[]): Options {
       'sample-seconds': { type: 'string' },
       warmup: { type: 'string', default: '0.2' },
       'max-slope': { type: 'string', default: '1' },
+      'answer-timeout': { type: 'string', default: '300' },
     },
     strict: true,
   });
@@ -58,6 +61,7 @@ function options(argv: string[]): Options {
     sampleSeconds: num('sample-seconds', values['sample-seconds'] ?? String(Math.min(15, Math.max(1, (minutes * 60) / 40))), 0.2, 600),
     warmup: num('warmup', values.warmup, 0, 0.9),
     maxSlope: num('max-slope', values['max-slope'], 0, 1e6),
+    answerTimeoutS: num('answer-timeout', values['answer-timeout'], 1, 24 * 3600),
   };
 }
 
@@ -97,6 +101,13 @@ async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
   if (process.platform !== 'linux') throw new Error('the soak reads resident memory from /proc: Linux only');
   const server = await startServer(o.modelDir);
+  // Interrupted, the soak takes its server down with it.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      process.kill(server.pid, 'SIGKILL');
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
   const enginePid = (): number | undefined => childPids(server.pid, read, readdirSync)[0];
   const firstEngine = enginePid();
   process.stdout.write(`soak: ${o.concurrency} concurrent (JSON, SSE, WebSocket in turn; some leave midway) for ${o.minutes} min or ${o.requests} requests against ${server.base}\n`);
@@ -125,7 +136,7 @@ async function main(): Promise<void> {
 
   const deadline = t0 + o.minutes * 60_000;
   let next = 0;
-  const workers = Array.from({ length: o.concurrency }, () => new SoakWorker(server.base, ledger));
+  const workers = Array.from({ length: o.concurrency }, () => new SoakWorker(server.base, ledger, o.answerTimeoutS * 1000));
   await Promise.all(workers.map(async (w) => {
     while (performance.now() < deadline && next < o.requests) await w.run(next++);
     w.close();

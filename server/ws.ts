@@ -51,6 +51,12 @@ export function attachWebSocket(app: TemplatedApp, ctx: ServerContext, authorize
           .end(JSON.stringify(new ApiError(401, 'missing or invalid API key', 'authentication_error', null, 'invalid_api_key').body()));
         return;
       }
+      if (ctx.drain.draining) {
+        const e = ctx.drain.refusal();
+        res.writeStatus('503 Service Unavailable').writeHeader('Content-Type', 'application/json').writeHeader('Retry-After', String(e.retryAfter))
+          .end(JSON.stringify(e.body()));
+        return;
+      }
       let chosen = '';
       if (protocols.includes('msgpack')) chosen = 'msgpack';
       else if (protocols.includes('json')) chosen = 'json';

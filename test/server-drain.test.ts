@@ -108,6 +108,13 @@ test('drain: SIGTERM lets JSON, SSE and WebSocket generations in flight finish w
     ws.send({ type: 'generate', id: 'late', prompt: 'late', settings: { max_tokens: 2 } });
     const refused = await ws.next('error', 'late');
     assert.equal(refused.code, 'server_draining');
+    const upgrade = await new Promise<number>((resolve) => {
+      const other = new WebSocket(`${server.base.replace('http', 'ws')}/v1/ws`);
+      other.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      other.once('open', () => resolve(101));
+      other.once('error', () => {});
+    });
+    assert.equal(upgrade, 503, 'a new socket is refused too');
 
     // Everything in flight finished whole: the same text as the undisturbed run.
     const got = await json;
