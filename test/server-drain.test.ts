@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { openaiClient } from './helpers/openai.js';
 import { scrape } from './helpers/served.js';
 import { freePort, serverWaiting, SpawnedServer } from './helpers/spawned-server.js';
+import { type Config, ConfigError, parseConfig, USAGE } from '../server/config.js';
 
 // Long enough to be in flight when the signal comes (the first test checks that it was; its
 // drain is long, so a loaded machine only makes it slower): every step is a network call (plain
@@ -210,4 +211,13 @@ test('drain: a second signal exits at once with 128 + its number', { skip: serve
   } finally {
     await server.stop();
   }
+});
+
+test('--drain-seconds / DLM_DRAIN_SECONDS: a whole number of seconds, 30 by default, 0 allowed, flag over env; the usage names it', () => {
+  assert.equal((parseConfig([], {}) as Config).drainSeconds, 30);
+  assert.equal((parseConfig([], { DLM_DRAIN_SECONDS: '5' }) as Config).drainSeconds, 5);
+  assert.equal((parseConfig(['--drain-seconds', '0'], { DLM_DRAIN_SECONDS: '5' }) as Config).drainSeconds, 0);
+  assert.throws(() => parseConfig(['--drain-seconds=-1'], {}), /--drain-seconds: expected an integer >= 0, got '-1'/);
+  assert.throws(() => parseConfig([], { DLM_DRAIN_SECONDS: 'soon' }), ConfigError);
+  assert.match(USAGE, /--drain-seconds N .*DLM_DRAIN_SECONDS, default 30/);
 });
