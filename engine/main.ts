@@ -55,6 +55,11 @@ async function main(): Promise<void> {
   });
   process.on('disconnect', () => process.exit(0)); // the server went away
   markStartup('engine:ready');
+  // The server decides when the engine stops: a Ctrl-C reaches the whole process group and
+  // systemd signals the whole cgroup, yet sequences in flight must finish during the server's
+  // drain. It sends `shutdown` when done; were it killed instead, `disconnect` ends us.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
   send({ type: 'ready', model: core.model });
 }
 

@@ -8,6 +8,7 @@ import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { Admission } from './admission.js';
 import { ApiKeys } from './auth.js';
 import type { ServerContext } from './context.js';
+import { Drain, type DrainReport } from './drain.js';
 import { ApiError } from './errors.js';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
 import { sendError, sendJson, sendText, track } from './http-io.js';
@@ -33,6 +34,13 @@ export interface ServerOptions {
 export interface RunningServer {
   port: number;
   metrics: Metrics;
+  /**
+   * Graceful shutdown: admit nothing new, let what runs finish for up to `seconds`, end the
+   * rest, then close every socket (WebSockets with 1001). The engine is the caller's to close.
+   */
+  drain(seconds: number): Promise<DrainReport>;
+  /** Requests and WebSocket generations not yet answered. */
+  inFlight(): number;
   close(): void;
 }
 
@@ -48,6 +56,7 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
     log: opts.log,
     limits,
     admission: new Admission(limits.maxLiveSequences),
+    drain: new Drain(),
   };
   const unfollow = ctx.metrics.follow(ctx.engine);
   const keys = new ApiKeys(opts.apiKeys ?? []);
@@ -73,6 +82,11 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
   // Healthy = the engine process is up and, with work in flight, its ticks keep coming (no
   // network call, no round trip: the engine pushes its stats after every tick).
   app.get('/health', route(false, (res, state) => {
+    // Draining: fail readiness at once, so that load balancers stop sending before we close.
+    if (ctx.drain.draining) {
+      sendJson(res, state, 503, { status: 'draining', model: model.name, device: model.device, in_flight: ctx.drain.inFlight });
+      return;
+    }
     const alive = ctx.engine.healthy();
     sendJson(res, state, alive ? 200 : 503, { status: alive ? 'ok' : 'unavailable', model: model.name, device: model.device });
   }));
@@ -105,17 +119,26 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
         reject(new Error(`could not listen on ${opts.host ?? '0.0.0.0'}:${opts.port}`));
         return;
       }
+      const close = (): void => {
+        unfollow();
+        uWS.us_listen_socket_close(socket);
+        closeSockets();
+        // App.close (uWS >= 20.24, missing from this build's typings) also drops idle
+        // keep-alive connections, which would otherwise hold the process for their timeout.
+        (app as unknown as { close?: () => void }).close?.();
+      };
       resolve({
         port: uWS.us_socket_local_port(socket),
         metrics: ctx.metrics,
-        close: () => {
-          unfollow();
-          uWS.us_listen_socket_close(socket);
-          closeSockets();
-          // App.close (uWS >= 20.24, missing from this build's typings) also drops idle
-          // keep-alive connections, which would otherwise hold the process for their timeout.
-          (app as unknown as { close?: () => void }).close?.();
+        drain: async (seconds) => {
+          ctx.metrics.draining.set(1);
+          // The listening socket stays open meanwhile: late clients get a clear 503, not a refusal to connect.
+          const report = await ctx.drain.run(seconds);
+          close();
+          return report;
         },
+        inFlight: () => ctx.drain.inFlight,
+        close,
       });
     });
   });

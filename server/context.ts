@@ -7,6 +7,7 @@ import type { ModelInfo } from '../engine/protocol.js';
 import type { ChatTemplate } from '../tokenizer/chat.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import type { Admission } from './admission.js';
+import type { Drain } from './drain.js';
 import type { Limits } from './limits.js';
 import type { Metrics } from './metrics.js';
 
@@ -19,4 +20,6 @@ export interface ServerContext {
   log: Logger;
   limits: Limits;
   admission: Admission;
+  /** Set once SIGTERM came: admits nothing new (server/drain.ts). */
+  drain: Drain;
 }

@@ -2,6 +2,7 @@
 // The engine is forked first, before this process loads the rest of its modules and the
 // tokenizer: the engine's ONNX Runtime session is most of a cold start, and the two processes
 // then start side by side instead of one after the other.
+import { constants } from 'node:os';
 import { startEngine } from '../engine/client.js';
 import { markProcessStart, markStartup } from '../engine/startup-trace.js';
 import { ConfigError, parseConfig, USAGE } from './config.js';
@@ -62,13 +63,24 @@ async function main(): Promise<void> {
     `serving ${engine.model.name} on http://${config.host}:${server.port} (WebSocket /v1/ws)`,
   );
   markStartup('server:listening');
+  // The first signal drains (server/drain.ts), then closes the engine and exits 0; the engine
+  // ignores the signals itself and keeps decoding until then. A second signal exits at once
+  // with 128 + its number (130 for SIGINT, 143 for SIGTERM), as a shell reports a killed process.
   let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
+  const stop = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting for the drain');
+      process.exit(128 + constants.signals[signal]);
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    server.close();
-    void engine.close().finally(() => process.exit(0));
+    log.info({ signal, drain_seconds: config.drainSeconds, in_flight: server.inFlight() }, 'draining: admitting nothing new, waiting for requests in flight');
+    void server
+      .drain(config.drainSeconds)
+      .then((report) => {
+        log.info(report, 'drained; stopping the engine');
+        return engine.close();
+      })
+      .finally(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -14,6 +14,7 @@ export class Metrics {
   readonly liveSequences: Gauge;
   readonly generatedTokens: Counter;
   readonly requestSeconds: Histogram<'api'>;
+  readonly draining: Gauge;
   private readonly nfe: Gauge;
   private readonly stepSeconds: Histogram;
   private readonly batchSize: Histogram;
@@ -39,6 +40,7 @@ export class Metrics {
       help: 'Sequences the server has started in the engine and not yet seen finish.',
       registers,
     });
+    this.draining = new Gauge({ name: 'dlm_draining', help: '1 while the server drains for shutdown (admits nothing new), else 0.', registers });
     this.generatedTokens = new Counter({ name: 'dlm_generated_tokens_total', help: 'Completion tokens committed.', registers });
     this.requestSeconds = new Histogram({
       name: 'dlm_request_seconds',

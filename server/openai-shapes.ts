@@ -24,7 +24,8 @@ export interface ChoiceResult {
 }
 
 /** OpenAI has no 'cancelled': a sequence stopped early (stop string, client) ended with 'stop'. */
-export type OpenAIFinish = Exclude<FinishReason, 'cancelled'>;
+/** vLLM's 'abort' too: a choice the shutdown drain's deadline ended (server/drain.ts). */
+export type OpenAIFinish = Exclude<FinishReason, 'cancelled'> | 'abort';
 
 export function openAIFinish(reason: FinishReason): OpenAIFinish {
   return reason === 'cancelled' ? 'stop' : reason;

@@ -3,6 +3,7 @@
 // with the same run whether the client asked for one JSON body or an SSE stream.
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ServerContext } from './context.js';
+import type { Held } from './drain.js';
 import { ApiError, fromZod } from './errors.js';
 import { type RequestState, readBody, sendError, sendJson } from './http-io.js';
 import { type ChatRequest, ChatRequestSchema, type CompletionRequest, CompletionRequestSchema } from './openai-schemas.js';
@@ -22,8 +23,10 @@ const CLIENT_GONE = 499;
 export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
   const started = performance.now();
   let status = 200;
+  // Held until answered, so that a shutdown drain waits for this request.
+  const held = ctx.drain.hold();
   try {
-    status = await generate(ctx, api, res, state);
+    status = await generate(ctx, api, res, state, held);
   } catch (err) {
     const e = err instanceof ApiError ? err : null;
     if (e === null && state.aborted) return; // the client left while we read its body
@@ -32,6 +35,7 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
     status = apiErr.status;
     sendError(res, state, apiErr);
   } finally {
+    held.release();
     const seconds = (performance.now() - started) / 1000;
     ctx.metrics.requests.inc({ api, status: String(status) });
     ctx.metrics.requestSeconds.observe({ api }, seconds);
@@ -40,14 +44,16 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
 }
 
 /** Serves one request; resolves to the status it was answered with, once it is answered. */
-async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<number> {
+async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState, held: Held): Promise<number> {
   const r = await readRequest(ctx, api, res, state);
   const plan = await planRequest(ctx, r);
   if (state.aborted) return CLIENT_GONE;
+  if (ctx.drain.draining) throw ctx.drain.refusal();
   const head = responseHead(api, ctx.model.name, r.stream === true && r.stream_options?.include_usage === true);
-  const answer = r.stream ? sseAnswer(ctx, head, res, state, () => run.cancel()) : jsonAnswer(ctx, head, res, state);
+  const answer = r.stream ? sseAnswer(ctx, head, res, state, held, () => run.cancel()) : jsonAnswer(ctx, head, res, state, held);
   const run = RequestRun.admit(ctx, plan, answer.listener);
   state.onAbort.push(() => run.cancel());
+  held.onDeadline = () => run.cancel();
   try {
     run.start();
   } catch (err) {
@@ -117,7 +123,7 @@ function finalStatus(state: RequestState, failed: ApiError | null): number {
 }
 
 /** One JSON body once every choice is done (or the first engine failure as the error body). */
-function jsonAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, state: RequestState): Answer {
+function jsonAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, state: RequestState, held: Held): Answer {
   const texts: string[] = [];
   let resolve!: (status: number) => void;
   const status = new Promise<number>((r) => (resolve = r));
@@ -129,7 +135,9 @@ function jsonAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, s
       },
       finished: (outcomes, usage) => {
         const f = outcomes.find((o) => o.reason === 'error');
-        const failed = f ? engineFailure(ctx, f.error) : null;
+        // A JSON answer the drain's deadline cut short is incomplete: a 503 says so, and the
+        // official clients retry it by themselves.
+        const failed = f ? engineFailure(ctx, f.error) : held.cutShort ? ctx.drain.deadlineError() : null;
         const code = finalStatus(state, failed);
         if (failed !== null) sendError(res, state, failed);
         else sendJson(res, state, 200, completionBody(head, outcomes.map((o, i) => ({ text: texts[i] ?? '', finish: openAIFinish(o.reason), stopReason: o.stopReason })), usage));
@@ -140,7 +148,7 @@ function jsonAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, s
 }
 
 /** Server-sent events: a chunk per delta and per finished choice, then usage and [DONE]. */
-function sseAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, state: RequestState, cancel: () => void): Answer {
+function sseAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, state: RequestState, held: Held, cancel: () => void): Answer {
   const sse = new SseStream(res, state, ctx.limits.maxPendingBytes, () => {
     ctx.log.warn({ id: head.id }, 'SSE reader too slow: disconnecting');
     cancel();
@@ -158,16 +166,18 @@ function sseAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, st
         if (text !== '') sse.send(deltaChunk(head, index, text));
       },
       choiceDone: (index, o) => {
-        if (o.reason !== 'error') sse.send(finishChunk(head, index, openAIFinish(o.reason), o.stopReason));
+        // vLLM's 'abort' for a choice the drain's deadline ended.
+        const finish = o.reason === 'cancelled' && held.cutShort ? 'abort' : openAIFinish(o.reason);
+        if (o.reason !== 'error') sse.send(finishChunk(head, index, finish, o.stopReason));
       },
       finished: (outcomes, usage) => {
         const f = outcomes.find((o) => o.reason === 'error');
-        const failed = f ? engineFailure(ctx, f.error) : null;
+        const failed = f ? engineFailure(ctx, f.error) : held.cutShort ? ctx.drain.deadlineError() : null;
         const code = finalStatus(state, failed);
         if (failed !== null) sse.send(failed.body());
         else if (head.includeUsage) sse.send(usageChunk(head, usage));
-        sse.end();
-        resolve(code);
+        // Answered once the last event has left (a drain then closes the socket safely).
+        void sse.end().then(() => resolve(code));
       },
     },
   };

@@ -53,6 +53,12 @@ export function attachWebSocket(app: TemplatedApp, ctx: ServerContext, authorize
           .end(JSON.stringify(new ApiError(401, 'missing or invalid API key', 'authentication_error', null, 'invalid_api_key').body()));
         return;
       }
+      if (ctx.drain.draining) {
+        const e = ctx.drain.refusal();
+        res.writeStatus('503 Service Unavailable').writeHeader('Content-Type', 'application/json').writeHeader('Retry-After', String(e.retryAfter))
+          .end(JSON.stringify(e.body()));
+        return;
+      }
       let chosen = '';
       if (protocols.includes('msgpack')) chosen = 'msgpack';
       else if (protocols.includes('json')) chosen = 'json';
@@ -128,13 +134,19 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     return fail(ApiError.badRequest(`at most ${ctx.limits.maxGenerationsPerSocket} generations may run at once on one socket`, null, 'too_many_generations'));
   }
   d.gens.set(m.id, null); // reserve the id while tokenizing
+  // Held until its `done` (or error) is sent, so that a shutdown drain waits for it.
+  const held = ctx.drain.hold();
 
   const started = performance.now();
   try {
     const prompt = m.messages ? await chatPrompt(ctx, m.messages) : await promptIds(ctx, m.prompt!, 'prompt');
     const settings = m.settings ?? {};
     const plan = planSequences(ctx, [prompt], settings, 1, settings.seed ?? randomSeed(), 'settings.');
-    if (d.closed) return;
+    if (d.closed) {
+      held.release();
+      return;
+    }
+    if (ctx.drain.draining) throw ctx.drain.refusal();
     // Step frames carry the canvas as text too (canvas_text), for clients without a tokenizer.
     const texts = settings.stream_steps ? tokenTextsFor(ctx.tokenizer, ctx.model.vocabSize, ctx.model.maskId) : null;
     let run: RequestRun;
@@ -154,8 +166,11 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
           const seconds = (performance.now() - started) / 1000;
           ctx.metrics.requestSeconds.observe({ api: 'ws' }, seconds);
           ctx.log.info({ api: 'ws', id: m.id, finish: o.reason, tokens: o.usage.completionTokens, nfe: o.usage.nfe, ms: Math.round(seconds * 1000) }, 'generation');
+          const cut = o.reason === 'cancelled' && held.cutShort ? ctx.drain.deadlineError() : null;
           if (o.error) send(ws, ctx, { type: 'error', id: m.id, code: o.error.code, message: o.error.message, param: null });
-          send(ws, ctx, { type: 'done', id: m.id, finish_reason: o.reason, stop_reason: o.stopReason, usage });
+          if (cut) send(ws, ctx, { type: 'error', id: m.id, code: cut.code!, message: cut.message, param: null });
+          send(ws, ctx, { type: 'done', id: m.id, finish_reason: cut ? 'abort' : o.reason, stop_reason: o.stopReason, usage });
+          held.release();
         },
       });
     } catch (err) {
@@ -164,9 +179,11 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     }
     ctx.metrics.requests.inc({ api: 'ws', status: 'accepted' });
     d.gens.set(m.id, run);
+    held.onDeadline = () => run.cancel();
     if (d.cancelledEarly.delete(m.id)) run.cancel();
     run.start();
   } catch (err) {
+    held.release();
     d.gens.delete(m.id);
     d.cancelledEarly.delete(m.id);
     if (err instanceof ApiError) return fail(err);
