@@ -3,7 +3,8 @@
 // engine wiring of issue 15 knows what it would buy. One run; compare the ratios, not absolute
 // numbers across runs or machines.
 //
-// Decoding, for every mode alike: the window is cut into sub-blocks of --sub tokens decoded left
+// Modes run in lockstep (one call each in turn) and each times only its own steps, so the
+// machine's changing load falls on all alike. Decoding, for every mode alike: the window is cut into sub-blocks of --sub tokens decoded left
 // to right; each call proposes the arg max (temperature 0; --temperature draws with the same seed
 // in every mode) at the current sub-block's masked positions and commits them by the confidence
 // threshold --tau (at least one per call), by the EB-sampler's bound (--rule eb --gamma), or
@@ -18,7 +19,8 @@
 // A mode written prefix:R or dual:R also recomputes the cache every R calls inside a sub-block.
 // Agreement is measured against the first mode of --modes (off by default).
 // Agreement: the share of generated positions holding off's token at the same seed, and the
-// first position that differs (after it the two texts condition on different tokens). prefix:1
+// first position that differs (after it the two texts condition on different tokens), and the
+// text's Gen PPL and unigram entropy under models/zoo/judge (one sample per mode). prefix:1
 // (the cache recomputed at every call) is exact: it shows what float noise alone changes.
 //
 // Two layouts: the engine's (windows of --window tokens, the context cut to fit max_length, the
@@ -30,6 +32,7 @@
 //        [--widen] [--threads N] [--prompt TEXT]
 //        [--modes off,prefix,dual,dual:4] [--rule topk --steps 16]
 import { parseArgs } from 'node:util';
+import { Judge, score } from '../engine/eval/judge.js';
 import { loadModelDir } from '../engine/manifest.js';
 import { selectPositions } from '../engine/kv-positions.js';
 import { Rng } from '../engine/rng.js';
@@ -44,7 +47,7 @@ const { values } = parseArgs({
     rule: { type: 'string', default: 'threshold' }, gamma: { type: 'string', default: '1' },
     temperature: { type: 'string', default: '0' }, seed: { type: 'string', default: '0' }, widen: { type: 'boolean', default: false },
     threads: { type: 'string', default: '0' }, prompt: { type: 'string', default: 'In the beginning' },
-    modes: { type: 'string', default: 'off,prefix,dual' }, steps: { type: 'string', default: '16' },
+    modes: { type: 'string', default: 'off,prefix,dual' }, judge: { type: 'string', default: 'models/zoo/judge' }, steps: { type: 'string', default: '16' },
   },
   strict: true,
 });
@@ -86,6 +89,8 @@ const MASK = man.special_tokens.mask!;
 const V = model.V;
 const shaping = { temperature: TEMPERATURE, topK: 0, topP: 1 };
 const prompt = await tok.encode(String(values.prompt));
+// Gen PPL of each mode's text under the judge (--judge ''): one sample, so a rough signal.
+const judge = values.judge ? await Judge.open(String(values.judge), num('threads', 0) || undefined) : null;
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
 /** The proposals to commit; topk spreads the sub-block's masks over --steps calls (the engine's
@@ -99,13 +104,15 @@ function choose(props: Proposal[], step: number): Proposal[] {
 
 interface Run { tokens: number[]; calls: number; seconds: number; queried: number }
 
-/** Decodes `total` tokens after the prompt in windows of `window`, returns the tokens and costs. */
-async function decode(mode: Mode, total: number, window: number): Promise<Run> {
+/**
+ * Decodes `total` tokens after the prompt in windows of `window` into `run`, yielding after every
+ * network call; `run.seconds` counts only its own steps (call + sampling), so modes stepped in
+ * turn share the machine's load alike.
+ */
+async function* decode(mode: Mode, total: number, window: number, run: Run): AsyncGenerator<void> {
   const rng = new Rng(SEED);
-  const generated: number[] = [];
-  let calls = 0;
-  let queried = 0; // query positions fed, summed over calls: the work that scales with FLOPs
-  const t0 = performance.now();
+  const generated = run.tokens;
+  let t0 = performance.now();
   while (generated.length < total) {
     const W = Math.min(window, total - generated.length);
     const all = prompt.concat(generated);
@@ -124,13 +131,13 @@ async function decode(mode: Mode, total: number, window: number): Promise<Run> {
         if (mode.kind === 'off') {
           logits = await model.denoise(seq);
           first = 0;
-          queried += L;
+          run.queried += L;
         } else if (step === 0 || (mode.refresh > 0 && step % mode.refresh === 0)) {
           const out = await model.kv(seq, range(0, L));
           cache = out;
           logits = out.logits;
           first = 0;
-          queried += L;
+          run.queried += L;
         } else {
           const qFrom = C + s;
           const qTo = mode.kind === 'prefix' ? L : C + e;
@@ -140,17 +147,38 @@ async function decode(mode: Mode, total: number, window: number): Promise<Run> {
             : { keys: selectPositions(cache!.keys, at, keep), values: selectPositions(cache!.values, at, keep), length: keep.length };
           logits = (await model.kv(q.map((p) => seq[p]!), q, past)).logits;
           first = qFrom;
-          queried += q.length;
+          run.queried += q.length;
         }
-        calls++;
+        run.calls++;
         const masked = range(C + s, C + e).filter((p) => seq[p] === MASK);
         const props = propose(logits, V, masked.map((p) => p - first), shaping, MASK, rng);
         for (const c of choose(props, step)) seq[c.pos + first] = c.tok;
+        run.seconds += (performance.now() - t0) / 1000;
+        yield;
+        t0 = performance.now();
       }
     }
     generated.push(...seq.slice(C));
   }
-  return { tokens: generated, calls, seconds: (performance.now() - t0) / 1000, queried };
+  run.seconds += (performance.now() - t0) / 1000;
+}
+
+/** Every mode's decode, one call each in turn until all are done. */
+async function lockstep(total: number, window: number): Promise<Run[]> {
+  const runs = MODES.map((): Run => ({ tokens: [], calls: 0, seconds: 0, queried: 0 }));
+  const gens = MODES.map((m, i) => decode(m, total, window, runs[i]!));
+  const live = new Set(gens.keys());
+  while (live.size > 0) {
+    for (const i of [...live]) if ((await gens[i]!.next()).done) live.delete(i);
+  }
+  return runs;
+}
+
+// Warm-up: a session's first calls allocate and plan; no mode should pay them inside its timing.
+for (const L of [32, man.max_length]) {
+  const seq = new Array<number>(L).fill(MASK);
+  await model.denoise(seq);
+  await model.kv(seq, range(0, L));
 }
 
 const rows: Record<string, unknown>[] = [];
@@ -160,24 +188,28 @@ for (const n of LENGTHS) {
   if (values.widen && n > WINDOW) configs.push({ total: n, window: n, label: 'widened' });
 }
 console.log(`approx-graphs: ${man.name}, prompt ${prompt.length} tokens, sub-block ${SUB}, rule ${RULE === 'eb' ? `eb gamma ${GAMMA}` : RULE === 'topk' ? `confidence top-k, ${STEPS} calls per sub-block` : `threshold ${TAU}`}, temperature ${TEMPERATURE}, seed ${SEED}`);
-console.log('| tokens | layout | mode | calls | tokens/call | query positions / token | tokens/s | x off | agreement vs off | first difference |');
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('| tokens | layout | mode | calls | tokens/call | query positions / token | tokens/s | x off | agreement vs off | first difference | Gen PPL | entropy |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const cfg of configs) {
-  let base: Run | null = null;
-  for (const mode of MODES) {
-    const r = await decode(mode, cfg.total, cfg.window);
-    base ??= r;
+  const runs = await lockstep(cfg.total, cfg.window);
+  const base = runs[0]!;
+  for (const [i, mode] of MODES.entries()) {
+    const r = runs[i]!;
     let same = 0;
-    for (let i = 0; i < r.tokens.length; i++) if (r.tokens[i] === base.tokens[i]) same++;
-    const diverge = r.tokens.findIndex((x, i) => x !== base!.tokens[i]);
+    for (let j = 0; j < r.tokens.length; j++) if (r.tokens[j] === base.tokens[j]) same++;
+    const diverge = r.tokens.findIndex((x, j) => x !== base.tokens[j]);
     const tps = cfg.total / r.seconds;
+    const ids = r.tokens.filter((x) => x !== MASK);
+    const q = judge ? await score(judge, [{ text: await tok.decode(prompt.concat(ids)), ids }]) : null;
     const row = {
       tokens: cfg.total, layout: cfg.label, mode: mode.label, calls: r.calls, tokens_per_call: cfg.total / r.calls,
-      queried_per_token: r.queried / cfg.total, tokens_per_s: tps, speedup: tps / (cfg.total / base.seconds), agreement: same / r.tokens.length, first_difference: diverge < 0 ? null : diverge,
+      queried_per_token: r.queried / cfg.total, tokens_per_s: tps, speedup: tps / (cfg.total / base.seconds), agreement: same / r.tokens.length,
+      first_difference: diverge < 0 ? null : diverge, gen_ppl: q?.genPpl ?? null, entropy: q?.entropy ?? null,
     };
     rows.push(row);
-    console.log(`| ${cfg.total} | ${cfg.label} | ${mode.label} | ${r.calls} | ${row.tokens_per_call.toFixed(2)} | ${row.queried_per_token.toFixed(1)} | ${tps.toFixed(1)} | ${row.speedup.toFixed(2)} | ${(100 * row.agreement).toFixed(1)}% | ${diverge < 0 ? 'none' : diverge} |`);
+    console.log(`| ${cfg.total} | ${cfg.label} | ${mode.label} | ${r.calls} | ${row.tokens_per_call.toFixed(2)} | ${row.queried_per_token.toFixed(1)} | ${tps.toFixed(1)} | ${row.speedup.toFixed(2)} | ${(100 * row.agreement).toFixed(1)}% | ${diverge < 0 ? 'none' : diverge} | ${q ? q.genPpl.toFixed(1) : '-'} | ${q ? q.entropy.toFixed(2) : '-'} |`);
   }
 }
 console.log(JSON.stringify({ model: man.name, rule: RULE, tau: TAU, gamma: GAMMA, sub: SUB, window: WINDOW, steps: STEPS, rows }));
 await model.release();
+await judge?.close();
