@@ -12,7 +12,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
-import { loadModelDir, ManifestError } from '../engine/manifest.js';
+import { loadModelDir, ManifestError, parseManifest } from '../engine/manifest.js';
 import { selectPositions } from '../engine/kv-positions.js';
 import { checkKvCases, type KvCase } from './helpers/kv-cases.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
@@ -69,6 +69,10 @@ test('a kv graph whose shared weights file changed is refused, naming the field 
   writeFileSync(join(dir, 'denoiser.onnx'), graph);
   assert.throws(() => loadModelDir(dir), (err: unknown) =>
     err instanceof ManifestError && err.field === 'graphs.denoiser_kv.weights_from.sha256' && /dlm\.export_kv/.test(err.message));
+  // A malformed pin is a schema error on the same field.
+  const man = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { graphs: { denoiser_kv: { weights_from: { sha256: string } } } };
+  man.graphs.denoiser_kv.weights_from.sha256 = 'not-a-hash';
+  assert.throws(() => parseManifest(man), (err: unknown) => err instanceof ManifestError && err.field === 'graphs.denoiser_kv.weights_from.sha256');
 });
 
 /** Per query row: arg max agreement and mean KL(exact || approx) over the rows in `rows`. */
