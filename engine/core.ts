@@ -6,7 +6,7 @@ import { openDeviceSession } from './device-session.js';
 import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
-import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
+import { loadModelDir, REQUIRED_GRAPHS, type Manifest, type ModelDir } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 import { Scheduler } from './scheduler.js';
 import { sessionRunner } from './session-runner.js';
@@ -104,8 +104,10 @@ export class EngineCore {
       throw new EngineRequestError('unsupported_model', `model ${m.name}: family '${m.family}' is not served by this engine yet`);
     }
     const sessions = new Map<string, ort.InferenceSession>();
-    for (const [role, path] of Object.entries(dir.graphPaths)) {
-      sessions.set(role, await openDeviceSession(path, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
+    // Only the graphs the family runs: an extra role no family reads yet (MDLM's denoiser_kv,
+    // issue 15) would cost its weights in memory and its load time in every engine.
+    for (const role of REQUIRED_GRAPHS[m.family]) {
+      sessions.set(role, await openDeviceSession(dir.graphPaths[role]!, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
     }
     return new EngineCore(dir, sessions, opts, events, opts.cacheBudgetBytes);
   }
