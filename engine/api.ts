@@ -18,6 +18,8 @@ export interface EngineOptions {
   maxQueue?: number;
   /** Bytes the KV / encoder cache pool may hold. */
   cacheBudgetBytes?: number;
+  /** Folder where CPU sessions keep ONNX Runtime's optimised graphs between starts; unset: none. */
+  optimizedCacheDir?: string;
 }
 
 /** Callbacks for one sequence. `done` comes exactly once and last, whatever happens. */

@@ -3,6 +3,7 @@
 import * as ort from 'onnxruntime-node';
 import type { EngineOptions } from './api.js';
 import { openDeviceSession } from './device-session.js';
+import { markStartup } from './startup-trace.js';
 import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
@@ -104,10 +105,12 @@ export class EngineCore {
       throw new EngineRequestError('unsupported_model', `model ${m.name}: family '${m.family}' is not served by this engine yet`);
     }
     const sessions = new Map<string, ort.InferenceSession>();
+    const sessionOpts = { ...(opts.threads !== undefined ? { threads: opts.threads } : {}), ...(opts.optimizedCacheDir !== undefined ? { optimizedCacheDir: opts.optimizedCacheDir } : {}) };
     // Only the graphs the family runs: an extra role no family reads yet (MDLM's denoiser_kv,
     // issue 15) would cost its weights in memory and its load time in every engine.
     for (const role of REQUIRED_GRAPHS[m.family]) {
-      sessions.set(role, await openDeviceSession(dir.graphPaths[role]!, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
+      sessions.set(role, await openDeviceSession(dir.graphPaths[role]!, opts.device, sessionOpts));
+      markStartup('engine:session', { role });
     }
     return new EngineCore(dir, sessions, opts, events, opts.cacheBudgetBytes);
   }

@@ -5,12 +5,16 @@
 import { EngineCore, EngineRequestError } from './core.js';
 import type { EngineOptions } from './api.js';
 import type { FromEngine, ToEngine } from './protocol.js';
+import { markProcessStart, markStartup } from './startup-trace.js';
+
+markProcessStart('engine');
 
 function send(msg: FromEngine): void {
   process.send?.(msg);
 }
 
 async function main(): Promise<void> {
+  markStartup('engine:modules');
   const opts = JSON.parse(process.argv[2] ?? '{}') as EngineOptions;
   let core: EngineCore;
   try {
@@ -52,6 +56,7 @@ async function main(): Promise<void> {
     }
   });
   process.on('disconnect', () => process.exit(0)); // the server went away
+  markStartup('engine:ready');
   send({ type: 'ready', model: core.model });
 }
 

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine: the Node packages
-# (from package-lock.json), the Python toolchain of models/ and Chromium for the browser tests.
+# (from package-lock.json), the Python toolchain of models/, Chromium for the browser tests and
+# buildah for the image test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash models/setup.sh
 bash scripts/setup-browser.sh
+# buildah builds and runs the CPU image without a Docker engine (test/image-cpu.test.ts).
+command -v buildah >/dev/null || { [ "$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah; } \
+  || echo "setup-test: no buildah: the CPU image test will be skipped"
 # npm ci rejects this lock file (npm 11 wants lock entries for optional native addons of other
 # platforms, msgpackr-extract-darwin-*); npm install honours the same lock and installs the same tree.
 npm install --no-audit --no-fund

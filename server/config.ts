@@ -33,6 +33,8 @@ export interface Config {
   cacheMb: number | undefined;
   /** Serve the browser chat page at /. */
   chat: boolean;
+  /** Folder for ONNX Runtime's optimised graphs, reused across starts; undefined: off. */
+  ortCacheDir: string | undefined;
 }
 
 export const USAGE = `Usage: npm start -- [options]
@@ -47,6 +49,8 @@ export const USAGE = `Usage: npm start -- [options]
   --max-queue N      sequences waiting at most; beyond: 429 (DLM_MAX_QUEUE, default ${DEFAULT_MAX_QUEUE})
   --cache-mb N       MiB of committed-block KV cache shared by all requests (DLM_CACHE_MB, default 256)
   --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
+  --ort-cache DIR    keep ONNX Runtime's optimised CPU graphs here between starts
+                     (DLM_ORT_CACHE, default off)
   --log-level L      pino level (LOG_LEVEL, default info)
   -h, --help         this text
 `;
@@ -58,6 +62,11 @@ function intOf(name: string, v: string | undefined, min: number): number | undef
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name}: expected an integer >= ${min}, got '${v}'`);
   return n;
+}
+
+function ortCacheDirOf(v: string | undefined): string | undefined {
+  if (v === undefined || ['', '0', 'off', 'false', 'no'].includes(v.toLowerCase())) return undefined;
+  return resolve(v);
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
@@ -75,6 +84,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
       'cache-mb': { type: 'string' },
       'log-level': { type: 'string' },
       'no-chat': { type: 'boolean' },
+      'ort-cache': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -97,5 +107,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     maxQueue: intOf('--max-queue', values['max-queue'] ?? env.DLM_MAX_QUEUE, 1) ?? DEFAULT_MAX_QUEUE,
     cacheMb: intOf('--cache-mb', values['cache-mb'] ?? env.DLM_CACHE_MB, 1),
     chat: !(values['no-chat'] ?? ['0', 'false', 'off', 'no'].includes((env.DLM_CHAT ?? '').toLowerCase())),
+    ortCacheDir: ortCacheDirOf(values['ort-cache'] ?? env.DLM_ORT_CACHE),
   };
 }

@@ -11,16 +11,6 @@ export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SERVER_MAIN = join(ROOT, 'dist', 'server', 'main.js');
 export const TEST_MODEL_DIR = process.env.DLM_TEST_MODEL ?? join(ROOT, 'models', 'zoo', 'tiny-mdlm');
 
-/**
- * Why these tests cannot run on this checkout yet, or false. They test against the real
- * server and model only; until both are here there is nothing to run them against.
- */
-export const serverWaiting: string | false = !existsSync(SERVER_MAIN)
-  ? 'waits for the server (dist/server/main.js is not built on this branch yet)'
-  : !existsSync(join(TEST_MODEL_DIR, 'model.json'))
-    ? `waits for the tiny model (${TEST_MODEL_DIR} has no model.json)`
-    : false;
-
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
