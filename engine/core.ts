@@ -9,7 +9,7 @@ import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
 import { MAX_SPECULATIVE_K } from './families/asarm-family.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
-import { loadModelDir, type Manifest, type ModelDir } from './manifest.js';
+import { loadModelDir, REQUIRED_GRAPHS, type Manifest, type ModelDir } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 import { Scheduler, type TickStats } from './scheduler.js';
 import { sessionRunner } from './session-runner.js';
@@ -108,8 +108,10 @@ export class EngineCore {
     }
     const sessions = new Map<string, ort.InferenceSession>();
     const sessionOpts = { ...(opts.threads !== undefined ? { threads: opts.threads } : {}), ...(opts.optimizedCacheDir !== undefined ? { optimizedCacheDir: opts.optimizedCacheDir } : {}) };
-    for (const [role, path] of Object.entries(dir.graphPaths)) {
-      sessions.set(role, await openDeviceSession(path, opts.device, sessionOpts));
+    // Only the graphs the family runs: an extra role no family reads yet (MDLM's denoiser_kv,
+    // issue 15) would cost its weights in memory and its load time in every engine.
+    for (const role of REQUIRED_GRAPHS[m.family]) {
+      sessions.set(role, await openDeviceSession(dir.graphPaths[role]!, opts.device, sessionOpts));
       markStartup('engine:session', { role });
     }
     const layout = familyOf(m)!.cacheLayout?.(m);
