@@ -7,6 +7,10 @@ import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg 
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 
+/** EngineOptions' defaults: sequences decoded together, and waiting, at most. */
+export const DEFAULT_MAX_BATCH = 16;
+export const DEFAULT_MAX_QUEUE = 256;
+
 export interface EngineOptions {
   /** Model directory (model.json, graphs, tokenizer.json). */
   modelDir: string;
@@ -21,6 +25,13 @@ export interface EngineOptions {
   maxQueue?: number;
   /** Bytes the KV / encoder cache pool may hold. */
   cacheBudgetBytes?: number;
+  /** Folder where CPU sessions keep ONNX Runtime's optimised graphs between starts; unset: none. */
+  optimizedCacheDir?: string;
+  /**
+   * An engine that sends nothing for this long while sequences are in flight is hung: it is
+   * killed and restarted (default 60 s; every tick sends its stats, so a live engine is heard).
+   */
+  watchdogMs?: number;
 }
 
 /** Callbacks for one sequence. `done` comes exactly once and last, whatever happens. */
@@ -43,6 +54,9 @@ export interface SequenceHandle {
 export interface Engine {
   readonly model: ModelInfo;
   generate(prompt: number[], params: GenerationParams, events: SequenceEvents): SequenceHandle;
-  stats(): Promise<StatsMsg>;
+  /** The stats the engine pushes after every tick (metrics); returns the unsubscribe. */
+  onStats(listener: (stats: StatsMsg) => void): () => void;
+  /** The engine is up and, while sequences are in flight, has been heard from lately. */
+  healthy(): boolean;
   close(): Promise<void>;
 }

@@ -1,14 +1,18 @@
 // The server's side of the engine: forks engine/main.js, routes its messages to per-sequence
-// callbacks, and survives it. When the engine process dies or stops answering, every live
-// sequence gets an `engine_crashed` error and then `done`, and a fresh engine process starts.
+// callbacks and its pushed stats to subscribers, and survives it. When the engine process dies,
+// or falls silent while sequences are in flight (the stats of every tick are its heartbeat),
+// every live sequence gets an `engine_crashed` error and then `done`, and a fresh engine
+// process starts.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Engine, EngineOptions, SequenceEvents, SequenceHandle } from './api.js';
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Engine, type EngineOptions, type SequenceEvents, type SequenceHandle } from './api.js';
 import type { FromEngine, GenerationParams, ModelInfo, StatsMsg, ToEngine } from './protocol.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
-/** A stats request unanswered for this long means the engine is hung: it is killed and restarted. */
+/** Silence with work in flight for this long means the engine is hung: killed and restarted. */
 const WATCHDOG_MS = 60_000;
+/** Silence with work in flight for this long (or half the watchdog's) makes /health say unavailable. */
+const HEALTH_SILENCE_MS = 10_000;
 
 export class EngineStartError extends Error {
   constructor(readonly code: string, message: string) {
@@ -35,10 +39,18 @@ class EngineClient implements Engine {
   private nextId = 1;
   private readonly live = new Map<number, Live>();
   private pending: ToEngine[] = [];
-  private statsWaiters: { resolve(s: StatsMsg): void; reject(e: Error): void; timer: NodeJS.Timeout }[] = [];
+  private readonly statsListeners = new Set<(s: StatsMsg) => void>();
+  /** When the engine last sent anything (or became ready). */
+  private lastHeard = performance.now();
+  private watchdog: NodeJS.Timeout | null = null;
+  private readonly watchdogMs: number;
+  /** Why the watchdog killed the engine, for the lost sequences' errors. */
+  private hung: string | null = null;
   restarts = 0;
 
-  constructor(private readonly opts: EngineOptions) {}
+  constructor(private readonly opts: EngineOptions) {
+    this.watchdogMs = opts.watchdogMs ?? WATCHDOG_MS;
+  }
 
   /** Starts the engine process; resolves once it reports ready, rejects with its start error. */
   spawn(): Promise<void> {
@@ -54,6 +66,7 @@ class EngineClient implements Engine {
             started = true;
             this.model = msg.model;
             this.ready = true;
+            this.lastHeard = performance.now();
             for (const m of this.pending) child.send(m);
             this.pending = [];
             resolve();
@@ -76,6 +89,7 @@ class EngineClient implements Engine {
   }
 
   private onMessage(msg: FromEngine): void {
+    this.lastHeard = performance.now();
     switch (msg.type) {
       case 'commit': this.live.get(msg.id)?.events.commit(msg.tokens); break;
       case 'step': this.live.get(msg.id)?.events.step?.(msg); break;
@@ -88,17 +102,16 @@ class EngineClient implements Engine {
         l?.events.done(msg);
         break;
       }
-      case 'stats': {
-        const w = this.statsWaiters.shift();
-        if (w) { clearTimeout(w.timer); w.resolve(msg); }
+      case 'stats':
+        for (const l of this.statsListeners) l(msg);
         break;
-      }
       case 'ready': break;
     }
   }
 
-  private onCrash(why: string): void {
-    for (const w of this.statsWaiters.splice(0)) { clearTimeout(w.timer); w.reject(new Error(why)); }
+  private onCrash(exited: string): void {
+    const why = this.hung ?? exited;
+    this.hung = null;
     const lost = [...this.live.entries()];
     this.live.clear();
     for (const [id, l] of lost) {
@@ -118,25 +131,46 @@ class EngineClient implements Engine {
   }
 
   generate(prompt: number[], params: GenerationParams, events: SequenceEvents): SequenceHandle {
-    const cap = (this.opts.maxBatch ?? 16) + (this.opts.maxQueue ?? 256);
+    const cap = (this.opts.maxBatch ?? DEFAULT_MAX_BATCH) + (this.opts.maxQueue ?? DEFAULT_MAX_QUEUE);
     if (this.live.size >= cap) throw new EngineBusyError(`the engine has ${this.live.size} sequences; retry later`);
     const id = this.nextId++;
     this.live.set(id, { events, promptTokens: prompt.length });
+    this.arm();
     this.send({ type: 'generate', id, prompt, params });
     return { id, cancel: () => { if (this.live.has(id)) this.send({ type: 'cancel', id }); } };
   }
 
-  stats(): Promise<StatsMsg> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.statsWaiters.findIndex((w) => w.timer === timer);
-        if (i >= 0) this.statsWaiters.splice(i, 1);
-        reject(new Error('engine did not answer within the watchdog time; restarting it'));
+  onStats(listener: (s: StatsMsg) => void): () => void {
+    this.statsListeners.add(listener);
+    return () => { this.statsListeners.delete(listener); };
+  }
+
+  healthy(): boolean {
+    return this.ready && this.child?.connected === true && this.silence() <= Math.min(HEALTH_SILENCE_MS, this.watchdogMs / 2);
+  }
+
+  /** How long the engine has been silent with work in flight (0 when it owes nothing). */
+  private silence(): number {
+    return this.live.size > 0 && this.ready ? performance.now() - this.lastHeard : 0;
+  }
+
+  /** The watchdog runs while sequences are in flight (it stops itself when none are left). */
+  private arm(): void {
+    if (this.watchdog) return;
+    if (this.live.size === 1) this.lastHeard = performance.now();
+    this.watchdog = setInterval(() => {
+      if (this.live.size === 0 || this.closing) {
+        clearInterval(this.watchdog!);
+        this.watchdog = null;
+        return;
+      }
+      if (this.silence() > this.watchdogMs && this.hung === null) {
+        this.hung = `the engine sent nothing for ${Math.round(this.silence() / 1000)} s with ${this.live.size} sequences in flight (hung); it was restarted`;
+        process.emitWarning(this.hung);
         this.child?.kill('SIGKILL');
-      }, WATCHDOG_MS);
-      this.statsWaiters.push({ resolve, reject, timer });
-      this.send({ type: 'stats' });
-    });
+      }
+    }, Math.max(10, Math.min(1000, this.watchdogMs / 4)));
+    this.watchdog.unref();
   }
 
   /** For tests: the engine process id. */
@@ -146,6 +180,7 @@ class EngineClient implements Engine {
 
   async close(): Promise<void> {
     this.closing = true;
+    if (this.watchdog) { clearInterval(this.watchdog); this.watchdog = null; }
     const child = this.child;
     if (!child || child.exitCode !== null) return;
     await new Promise<void>((resolve) => {

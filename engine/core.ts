@@ -1,24 +1,30 @@
 // The engine in-process: model directory -> sessions -> scheduler. engine/main.ts runs it in
 // the engine's own process behind IPC; benchmarks may run it directly.
 import * as ort from 'onnxruntime-node';
-import type { EngineOptions } from './api.js';
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type EngineOptions } from './api.js';
+import { CacheManager } from './cache-manager.js';
 import { openDeviceSession } from './device-session.js';
+import { markStartup } from './startup-trace.js';
 import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
+import { MAX_SPECULATIVE_K } from './families/asarm-family.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
-import { loadModelDir, type Manifest, type ModelDir, type Precision } from './manifest.js';
+import { loadModelDir, REQUIRED_GRAPHS, type Manifest, type ModelDir, type Precision } from './manifest.js';
 import { openablePaths } from './derived-graph.js';
 import { pickPrecision } from './precision.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler, type TickStats } from './scheduler.js';
 import { sessionRunner } from './session-runner.js';
 import type { Sequence } from './sequence.js';
+import { MAX_STEPS } from './validate.js';
 
 export interface CoreEvents {
   commit(id: number, tokens: number[]): void;
   step(msg: StepMsg): void;
   error(msg: ErrorMsg): void;
   done(msg: DoneMsg): void;
+  /** After every tick, with that tick's calls (and once when the engine runs out of work). */
+  stats?(msg: StatsMsg): void;
 }
 
 export { EngineRequestError };
@@ -49,24 +55,22 @@ export function modelInfo(m: Manifest, device: string, precision = 'fp32'): Mode
       entropyWindow: d.entropy_window ?? BD3LM_ENTROPY.entropyWindow,
     },
     limits: {
-      maxSteps: 1024,
+      maxSteps: MAX_STEPS,
       blockSizes: m.block?.sizes ?? null,
-      maxSpeculativeK: m.family === 'asarm' ? 16 : null,
+      maxSpeculativeK: m.family === 'asarm' ? MAX_SPECULATIVE_K : null,
       maxTokens: blockwise ? BLOCKWISE_CONTEXTS * m.max_length : null,
     },
     device,
     precision,
+    manifest: m,
   };
 }
 
-/** The sequence's entropy rule, or null when it is off; throws for settings out of range. */
+/** The sequence's entropy rule, or null when it is off. */
 function entropyStop(params: GenerationParams): EntropyStop | null {
   const min = params.minEntropy;
   if (min === undefined || min === 0) return null;
-  if (!(min > 0) || !Number.isFinite(min)) throw new EngineRequestError('invalid_request', `minEntropy must be a non-negative number, got ${min}`, 'min_entropy');
-  const window = params.entropyWindow ?? BD3LM_ENTROPY.entropyWindow;
-  if (!Number.isInteger(window) || window < 2) throw new EngineRequestError('invalid_request', `entropyWindow must be an integer of at least 2, got ${window}`, 'entropy_window');
-  return new EntropyStop(min, window);
+  return new EntropyStop(min, params.entropyWindow ?? BD3LM_ENTROPY.entropyWindow);
 }
 
 export class EngineCore {
@@ -75,8 +79,6 @@ export class EngineCore {
   private readonly live = new Map<number, Sequence>();
   /** Sequences whose entropy rule tripped on their last commit: ended at the end of the tick. */
   private readonly lowEntropy = new Set<number>();
-  private stepSeconds: number[] = [];
-  private batchSizes: number[] = [];
   private loopDone: Promise<void>;
 
   private constructor(
@@ -84,7 +86,8 @@ export class EngineCore {
     private readonly sessions: Map<string, ort.InferenceSession>,
     opts: EngineOptions,
     private readonly events: CoreEvents,
-    private readonly cacheBudgetBytes: number | undefined,
+    /** The model's block cache, when its family keeps one: built once, shared by every sequence. */
+    private readonly cache: CacheManager | null,
     precision: Precision,
   ) {
     const m = dir.manifest;
@@ -95,9 +98,9 @@ export class EngineCore {
       failed: (seq, err) => {
         this.events.error({ type: 'error', id: seq.id, code: 'engine_error', message: String((err as Error)?.message ?? err) });
       },
-      call: ({ seconds, batch }) => { this.stepSeconds.push(seconds); this.batchSizes.push(batch); },
+      tick: (calls) => this.events.stats?.(this.stats(calls)),
       settle: (seq) => { if (this.lowEntropy.has(seq.id)) seq.stop('stop'); },
-    }, opts.maxBatch ?? 16, opts.maxQueue ?? 256);
+    }, opts.maxBatch ?? DEFAULT_MAX_BATCH, opts.maxQueue ?? DEFAULT_MAX_QUEUE);
     this.loopDone = this.scheduler.loop();
   }
 
@@ -109,27 +112,30 @@ export class EngineCore {
     }
     const sessions = new Map<string, ort.InferenceSession>();
     const pick = pickPrecision(dir, opts.precision ?? 'fp32', opts.device);
-    for (const [role, path] of Object.entries(await openablePaths(pick))) {
-      sessions.set(role, await openDeviceSession(path, opts.device, opts.threads !== undefined ? { threads: opts.threads } : {}));
+    const paths = await openablePaths(pick);
+    const sessionOpts = { ...(opts.threads !== undefined ? { threads: opts.threads } : {}), ...(opts.optimizedCacheDir !== undefined ? { optimizedCacheDir: opts.optimizedCacheDir } : {}) };
+    // Only the graphs the family runs: an extra role no family reads yet (MDLM's denoiser_kv,
+    // issue 15) would cost its weights in memory and its load time in every engine.
+    for (const role of REQUIRED_GRAPHS[m.family]) {
+      sessions.set(role, await openDeviceSession(paths[role]!, opts.device, sessionOpts));
+      markStartup('engine:session', { role });
     }
-    return new EngineCore(dir, sessions, opts, events, opts.cacheBudgetBytes, pick.precision);
+    const layout = familyOf(m)!.cacheLayout?.(m);
+    return new EngineCore(dir, sessions, opts, events, layout ? new CacheManager(layout, opts.cacheBudgetBytes) : null, pick.precision);
   }
 
-  /** Starts a sequence; throws EngineRequestError for settings the model cannot take. */
+  /**
+   * Starts a sequence. Its settings were validated before admission (validateParams, which the
+   * server runs); throws EngineRequestError only for a duplicate id or a full queue.
+   */
   generate(id: number, prompt: number[], params: GenerationParams): void {
     if (this.live.has(id)) throw new EngineRequestError('duplicate_id', `sequence ${id} is already running`);
     const m = this.dir.manifest;
-    if (!m.samplers.includes(params.sampler)) {
-      throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (${m.samplers.join(', ')})`, 'sampler');
-    }
-    if (!(params.maxTokens >= 1)) throw new EngineRequestError('invalid_request', 'maxTokens must be at least 1', 'max_tokens');
-    if (!(params.steps >= 1)) throw new EngineRequestError('invalid_request', 'steps must be at least 1', 'steps');
     const family = familyOf(m)!;
-    family.validate(params, m);
     const entropy = entropyStop(params);
     const seq = family.create(id, prompt, params, {
       manifest: m,
-      ...(this.cacheBudgetBytes !== undefined ? { cacheBudgetBytes: this.cacheBudgetBytes } : {}),
+      cache: this.cache,
       sink: {
         commit: (tokens) => {
           this.scheduler.tokensTotal += tokens.length;
@@ -154,17 +160,15 @@ export class EngineCore {
     this.events.done({ type: 'done', id: seq.id, reason, usage: seq.usage(), ...(lowEntropy ? { stopReason: 'low_entropy' as const } : {}) });
   }
 
-  stats(): StatsMsg {
-    const pool = familyOf(this.dir.manifest)?.cache?.(this.dir.manifest, this.cacheBudgetBytes);
-    const msg: StatsMsg = {
+  /** The gauges and counters now, with one tick's calls (pushed with the tick's results, never pulled). */
+  private stats(calls: readonly TickStats[]): StatsMsg {
+    const pool = this.cache?.stats();
+    return {
       type: 'stats', queued: this.scheduler.queued, running: this.scheduler.live,
       cacheBytes: pool?.bytes ?? 0, cacheBudgetBytes: pool?.budgetBytes ?? 0,
       nfeTotal: this.scheduler.nfeTotal, tokensTotal: this.scheduler.tokensTotal,
-      stepSeconds: this.stepSeconds, batchSizes: this.batchSizes,
+      stepSeconds: calls.map((c) => c.seconds), batchSizes: calls.map((c) => c.batch),
     };
-    this.stepSeconds = [];
-    this.batchSizes = [];
-    return msg;
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import type { Device } from './api.js';
 import { deviceUnavailable, type DiagnoseOptions } from './device-check.js';
+import { openCachedCpuSession } from './optimized-cache.js';
 
 export interface DeviceSessionOptions {
   /** CUDA device ordinal (default 0). */
@@ -14,6 +15,8 @@ export interface DeviceSessionOptions {
   threads?: number;
   /** Passed to the diagnosis on failure (tests point it at other folders). */
   diagnose?: DiagnoseOptions;
+  /** Folder of ONNX Runtime's optimised graphs (CPU), reused across starts; undefined: none. */
+  optimizedCacheDir?: string;
 }
 
 /** The execution providers for a device: exactly one, so a failure to start it is an error. */
@@ -37,6 +40,7 @@ export async function openDeviceSession(graphPath: string, device: Device, opts:
   };
   if (opts.threads !== undefined) options.intraOpNumThreads = opts.threads;
   try {
+    if (device === 'cpu' && opts.optimizedCacheDir !== undefined) return await openCachedCpuSession(graphPath, options, opts.optimizedCacheDir);
     return await ort.InferenceSession.create(graphPath, options);
   } catch (err) {
     // A broken graph fails the same way on every device: only provider failures are the device's.

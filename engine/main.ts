@@ -5,12 +5,16 @@
 import { EngineCore, EngineRequestError } from './core.js';
 import type { EngineOptions } from './api.js';
 import type { FromEngine, ToEngine } from './protocol.js';
+import { markProcessStart, markStartup } from './startup-trace.js';
+
+markProcessStart('engine');
 
 function send(msg: FromEngine): void {
   process.send?.(msg);
 }
 
 async function main(): Promise<void> {
+  markStartup('engine:modules');
   const opts = JSON.parse(process.argv[2] ?? '{}') as EngineOptions;
   let core: EngineCore;
   try {
@@ -19,6 +23,7 @@ async function main(): Promise<void> {
       step: (msg) => send(msg),
       error: (msg) => send(msg),
       done: (msg) => send(msg),
+      stats: (msg) => send(msg),
     });
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -43,15 +48,18 @@ async function main(): Promise<void> {
       case 'cancel':
         core.cancel(msg.id);
         break;
-      case 'stats':
-        send(core.stats());
-        break;
       case 'shutdown':
         void core.close().finally(() => process.exit(0));
         break;
     }
   });
   process.on('disconnect', () => process.exit(0)); // the server went away
+  markStartup('engine:ready');
+  // The server decides when the engine stops: a Ctrl-C reaches the whole process group and
+  // systemd signals the whole cgroup, yet sequences in flight must finish during the server's
+  // drain. It sends `shutdown` when done; were it killed instead, `disconnect` ends us.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
   send({ type: 'ready', model: core.model });
 }
 

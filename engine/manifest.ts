@@ -2,6 +2,7 @@
 // The engine learns everything about a model from model.json: adding a model never needs
 // engine code, adding a family does. The Python exporter (models/dlm/manifest.py) writes
 // exactly this shape; a test round-trips it.
+import { createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -50,6 +51,11 @@ const GraphSchema = z.object({
   precision: z.literal('fp32').default('fp32'),
   /** The same graph at other precisions, keyed by precision. */
   variants: z.object({ int8: VariantSchema }).partial().strict().default({}),
+  /**
+   * The graph's large weights are ONNX external data inside another file of the directory
+   * (models/dlm/export_kv.py points them into denoiser.onnx), pinned to that file's sha256.
+   */
+  weights_from: z.object({ file: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
 });
 
 const ArchitectureSchema = z
@@ -201,6 +207,23 @@ export function parseManifest(json: unknown): Manifest {
   return m;
 }
 
+/**
+ * A graph whose weights point at offsets inside another file would compute with garbage once
+ * that file is replaced (new weights): refuse it and say how to rebuild it.
+ */
+function checkWeightsFrom(dir: string, role: string, from: { file: string; sha256: string }): void {
+  const p = join(dir, from.file);
+  const field = `graphs.${role}.weights_from`;
+  if (!existsSync(p)) throw new ManifestError(`model.json: ${field}.file: ${p} does not exist`, `${field}.file`);
+  const sha = createHash('sha256').update(readFileSync(p)).digest('hex');
+  if (sha !== from.sha256) {
+    throw new ManifestError(
+      `model.json: ${field}.sha256: ${from.file} changed since ${role} was exported; rebuild it (cd models && python3 -m dlm.export_kv --model ${dir})`,
+      `${field}.sha256`,
+    );
+  }
+}
+
 /** Read and validate DIR/model.json and check that every file it names is there. */
 export function loadModelDir(dir: string): ModelDir {
   const abs = resolve(dir);
@@ -231,6 +254,7 @@ export function loadModelDir(dir: string): ModelDir {
       if (!existsSync(vp)) throw new ManifestError(`model.json: graphs.${role}.variants.${precision}.file: ${vp} does not exist`, `graphs.${role}.variants.${precision}.file`);
       variantPaths[role]![precision] = vp;
     }
+    if (g.weights_from) checkWeightsFrom(abs, role, g.weights_from);
   }
   return { dir: abs, manifest, tokenizerPath, graphPaths, variantPaths };
 }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Device } from './api.js';
-import { ManifestError, PRECISIONS, type ModelDir, type Precision } from './manifest.js';
+import { ManifestError, PRECISIONS, REQUIRED_GRAPHS, type ModelDir, type Precision } from './manifest.js';
 
 /** What the user may ask for: a precision, or `auto` (the manifest's default for the device). */
 export type PrecisionChoice = Precision | 'auto';
@@ -52,7 +52,10 @@ export function pickPrecision(dir: ModelDir, choice: PrecisionChoice, device: De
   }
   const graphPaths: Record<string, string> = {};
   const derivedFrom: Record<string, string> = {};
-  for (const [role, g] of Object.entries(m.graphs)) {
+  // Only the graphs the family runs (the engine opens no others): an extra role such as MDLM's
+  // denoiser_kv needs no variant for the model to serve at this precision.
+  for (const role of REQUIRED_GRAPHS[m.family]) {
+    const g = m.graphs[role]!;
     const variant = g.variants[precision];
     const path = dir.variantPaths[role]?.[precision];
     if (!variant || !path) {

@@ -1,7 +1,11 @@
-// Messages between the server (API process) and the engine (its own process).
-// Framed as msgpack (msgpackr) over a pipe; see engine/ipc.ts. The server speaks text and
-// client ids; the engine speaks token ids and its own sequence ids. Nothing here imports the
-// server, and the server imports only this file, manifest.ts and the engine's client.
+// Messages between the server (API process) and the engine (its own process), over Node's IPC
+// channel (engine/client.ts forks engine/main.ts). The server speaks text and client ids; the
+// engine speaks token ids and its own sequence ids. Nothing here imports the server.
+import type { Manifest } from './manifest.js';
+
+/** ReMDM's remasking schedules (engine/samplers/remdm-schedule.ts). */
+export const REMASKING_SCHEDULES = ['cap', 'rescale', 'conf', 'loop'] as const;
+export type RemaskingSchedule = (typeof REMASKING_SCHEDULES)[number];
 
 /** Engine-side settings of one sequence, already validated and with defaults filled in. */
 export interface GenerationParams {
@@ -39,12 +43,10 @@ export interface GenerationParams {
   minEntropy?: number;
   /** Generated tokens the entropy rule looks back over (BD3-LM: 256). */
   entropyWindow?: number;
-  /** Family- or sampler-specific extras that the engine validated. */
-  extra?: Record<string, number | string | boolean>;
 }
 
 export interface RemaskingParams {
-  schedule: 'cap' | 'rescale' | 'conf' | 'loop';
+  schedule: RemaskingSchedule;
   /** Remasking strength (ReMDM's eta); absent: the schedule's default. */
   eta?: number;
   /** loop schedule: the window of time [tOn, tOff] in which remasking runs. */
@@ -65,7 +67,7 @@ export interface Usage {
 
 export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
 
-/** What the server needs to validate requests before they reach the engine. */
+/** What the server needs to validate requests before they reach the engine (engine/validate.ts). */
 export interface ModelInfo {
   name: string;
   family: string;
@@ -90,6 +92,8 @@ export interface ModelInfo {
   device: string;
   /** What the graphs compute in: fp32, or int8 (quantized variants, engine/precision.ts). */
   precision: string;
+  /** The model directory's manifest as the engine loaded it: what validateParams checks against. */
+  manifest: Manifest;
 }
 
 // ---- server -> engine ----
@@ -107,16 +111,11 @@ export interface CancelMsg {
   id: number;
 }
 
-/** Ask for a stats message now (metrics scrape). */
-export interface StatsRequestMsg {
-  type: 'stats';
-}
-
 export interface ShutdownMsg {
   type: 'shutdown';
 }
 
-export type ToEngine = GenerateMsg | CancelMsg | StatsRequestMsg | ShutdownMsg;
+export type ToEngine = GenerateMsg | CancelMsg | ShutdownMsg;
 
 // ---- engine -> server ----
 
@@ -164,6 +163,10 @@ export interface ErrorMsg {
   message: string;
 }
 
+/**
+ * Sent after every tick with that tick's results (as vLLM attaches iteration stats to its
+ * outputs), and once when the engine runs out of work: the server's metrics and its heartbeat.
+ */
 export interface StatsMsg {
   type: 'stats';
   /** Sequences admitted but waiting for a slot. */
@@ -176,7 +179,7 @@ export interface StatsMsg {
   /** Network calls and tokens since start (counters). */
   nfeTotal: number;
   tokensTotal: number;
-  /** Durations of network calls since the last stats message, in seconds (for histograms). */
+  /** Durations of this tick's network calls, in seconds (for histograms). */
   stepSeconds: number[];
   /** Batch sizes of those calls. */
   batchSizes: number[];

@@ -25,7 +25,13 @@ export interface SchedulerHooks {
   /** A sequence finished (its finishReason is set); the scheduler has dropped it. */
   finished(seq: Sequence): void;
   failed(seq: Sequence, err: unknown): void;
-  call(stats: TickStats): void;
+  /** After each batched network call. */
+  call?(stats: TickStats): void;
+  /**
+   * After each tick (its finished sequences gone) with that tick's calls, and once with none
+   * when the scheduler runs out of work: what the engine pushes as its stats.
+   */
+  tick?(calls: readonly TickStats[]): void;
   /**
    * After each tick, before finished sequences leave: the owner may end a sequence here for a
    * reason of its own (EngineCore's entropy stop), between ticks as a cancel would.
@@ -76,14 +82,19 @@ export class Scheduler {
   }
 
   async loop(): Promise<void> {
+    let busy = false;
     while (!this.closed) {
       while (this.running.length < this.maxBatch && this.queue.length > 0) this.running.push(this.queue.shift()!);
       if (this.running.length === 0) {
+        // Out of work: once more, so that the queue the last tick reported does not linger.
+        if (busy) this.hooks.tick?.([]);
+        busy = false;
         await new Promise<void>((r) => { this.wake = r; });
         this.wake = null;
         continue;
       }
       await this.tick();
+      busy = true;
       // Let cancels and new requests in between ticks.
       await new Promise((r) => setImmediate(r));
     }
@@ -102,6 +113,7 @@ export class Scheduler {
 
   async tick(): Promise<void> {
     const calls = new Map<string, { seq: Sequence; call: RowCall }[]>();
+    const stats: TickStats[] = [];
     for (const seq of this.running) {
       try {
         let n = seq.next();
@@ -121,11 +133,16 @@ export class Scheduler {
         this.hooks.failed(seq, err);
       }
     }
-    for (const group of calls.values()) await this.runGroup(group[0]!.call.role, group);
+    for (const group of calls.values()) {
+      const s = await this.runGroup(group[0]!.call.role, group);
+      if (s) stats.push(s);
+    }
     this.retire();
+    this.hooks.tick?.(stats);
   }
 
-  private async runGroup(role: string, group: { seq: Sequence; call: RowCall }[]): Promise<void> {
+  /** One batched call; its timing, or null when it failed. */
+  private async runGroup(role: string, group: { seq: Sequence; call: RowCall }[]): Promise<TickStats | null> {
     const B = group.length;
     let feeds: Record<string, BatchTensor>;
     const outputs = [...new Set(group.flatMap((g) => g.call.outputs ?? []))];
@@ -133,7 +150,7 @@ export class Scheduler {
       feeds = batchFeeds(group.map((g) => g.call));
     } catch (err) {
       for (const g of group) { g.seq.stop('error'); this.hooks.failed(g.seq, err); }
-      return;
+      return null;
     }
     const L = feeds.tokens!.dims[1]!;
     const t0 = performance.now();
@@ -142,9 +159,10 @@ export class Scheduler {
       result = await this.runner.run(role, feeds, outputs);
     } catch (err) {
       for (const g of group) { g.seq.stop('error'); this.hooks.failed(g.seq, err); }
-      return;
+      return null;
     }
-    this.hooks.call({ seconds: (performance.now() - t0) / 1000, batch: B });
+    const stats = { seconds: (performance.now() - t0) / 1000, batch: B };
+    this.hooks.call?.(stats);
     const V = this.runner.vocabSize;
     const logits = result.logits!.data as Float32Array;
     group.forEach((g, b) => {
@@ -163,6 +181,7 @@ export class Scheduler {
         this.hooks.failed(g.seq, err);
       }
     });
+    return stats;
   }
 }
 

@@ -47,14 +47,16 @@ interface Point {
 }
 
 async function point(t: Target, mode: 'on' | 'off', c: number, o: { maxTokens: number; steps: number; rounds: number; flopsPerRow: number }): Promise<Point> {
-  await t.engine!.stats(); // forget earlier calls
+  // The batch of every call in this point, as the engine pushes them tick by tick.
+  let rows = 0;
+  let calls = 0;
+  const unfollow = t.engine!.onStats((s) => { calls += s.batchSizes.length; for (const b of s.batchSizes) rows += b; });
   const result = await wsLoad({
     scenario: `batching-${mode}`, base: t.base, concurrency: c, perSocket: 4, seconds: 600, total: Math.max(8, o.rounds * c),
     generate: (n) => ({ prompt: PROMPT, settings: { max_tokens: o.maxTokens, steps: o.steps, ignore_eos: true, seed: n, sampler: 'ddpm' } }),
   });
-  const stats = await t.engine!.stats();
-  const rows = stats.batchSizes.reduce((a, b) => a + b, 0);
-  return { concurrency: c, mode, result, rows, meanBatch: rows / Math.max(1, stats.batchSizes.length), gflops: (rows * o.flopsPerRow) / result.seconds / 1e9 };
+  unfollow();
+  return { concurrency: c, mode, result, rows, meanBatch: rows / Math.max(1, calls), gflops: (rows * o.flopsPerRow) / result.seconds / 1e9 };
 }
 
 async function main(): Promise<void> {

@@ -9,10 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DirectRunner } from '../engine/families/e2d2-direct.js';
+import { DirectRunner } from '../engine/direct-runner.js';
 import { makeE2d2Family } from '../engine/families/e2d2-family.js';
 import { mdlmFamily } from '../engine/families/mdlm-family.js';
-import type { Family } from '../engine/families/registry.js';
+import type { Family } from '../engine/families/family.js';
 import type { GenerationParams } from '../engine/protocol.js';
 
 const { values } = parseArgs({
@@ -27,7 +27,7 @@ const { values } = parseArgs({
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 
-// A fresh family per run for E2D2: its shared block pool would otherwise serve later rounds'
+// A fresh block cache per run for E2D2: a shared one would otherwise serve later rounds'
 // prompt from the first round, and the table measures decoding from a cold prompt.
 interface Config { name: string; runner: DirectRunner; family: () => Family; params: GenerationParams }
 
@@ -67,7 +67,9 @@ async function main(): Promise<void> {
   const once = async (c: Config, a: Acc | null): Promise<void> => {
     const t0 = performance.now();
     let first = -1;
-    const [res] = await c.runner.run(c.family(), [prompt], c.params, 1, () => { if (first < 0) first = performance.now() - t0; });
+    const fam = c.family();
+    const onCommit = (): void => { if (first < 0) first = performance.now() - t0; };
+    const [res] = await c.runner.run(fam, [prompt], c.params, { maxBatch: 1, onCommit, cache: c.runner.newCache(fam) });
     if (!a) return;
     a.ms += performance.now() - t0;
     a.firstMs += first;

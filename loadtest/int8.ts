@@ -17,7 +17,7 @@ import { openDeviceSession } from '../engine/device-session.js';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEngine } from '../engine/client.js';
-import { DirectRunner } from '../engine/families/e2d2-direct.js';
+import { DirectRunner } from '../engine/direct-runner.js';
 import { familyOf } from '../engine/families/registry.js';
 import { loadModelDir, type Precision } from '../engine/manifest.js';
 import type { GenerationParams } from '../engine/protocol.js';
@@ -92,18 +92,20 @@ async function endToEnd(c: Case, rounds: number, steps: number, threads: number 
         ...d, sampler: c.sampler ?? d.sampler, steps: Math.min(steps, d.steps), maxTokens: r < 0 ? 8 : c.maxTokens,
         ignoreEos: true, stopTokenIds: [], streamSteps: false,
       };
-      await engine.stats();
+      // The engine pushes each tick's calls; collect this round's only.
+      const batchSizes: number[] = [];
+      const unfollow = engine.onStats((st) => batchSizes.push(...st.batchSizes));
       const t0 = performance.now();
       const tokens = await Promise.all(Array.from({ length: c.batch }, (_, s) => new Promise<number>((done, fail) => {
         let n = 0;
         engine.generate([], { ...params, seed: 100 * r + s }, { commit: (t) => (n += t.length), error: (e) => fail(new Error(e.message)), done: () => done(n) });
       })));
       const seconds = (performance.now() - t0) / 1000;
-      const stats = await engine.stats();
+      unfollow();
       if (r < 0) continue;
       res[p].seconds += seconds;
       res[p].tokens += tokens.reduce((a, b) => a + b, 0);
-      res[p].rows += stats.batchSizes.reduce((a, b) => a + b, 0);
+      res[p].rows += batchSizes.reduce((a, b) => a + b, 0);
     }
   }
   for (const e of engines) await e.close();
@@ -134,7 +136,7 @@ async function breakdown(model: string, batch: number, maxTokens: number, steps:
         ignoreEos: true, stopTokenIds: [], streamSteps: false,
       };
       const t0 = performance.now();
-      await runners[i]!.run(family, Array.from({ length: batch }, () => []), Array.from({ length: batch }, (_, s) => ({ ...params, seed: s + 1 })), batch, undefined, timed);
+      await runners[i]!.run(family, Array.from({ length: batch }, () => []), Array.from({ length: batch }, (_, s) => ({ ...params, seed: s + 1 })), { maxBatch: batch, runner: timed, cache: runners[i]!.newCache(family) });
       const wall = performance.now() - t0;
       if (r < 0) continue;
       const o = out[PRECISIONS[i]!];

@@ -3,7 +3,7 @@
 // URL (then its settings are whatever it was started with).
 import { pino } from 'pino';
 import { startEngine } from '../engine/client.js';
-import type { Engine } from '../engine/api.js';
+import type { Device, Engine } from '../engine/api.js';
 import { loadModelDir, type Manifest } from '../engine/manifest.js';
 import { createServer } from '../server/app.js';
 import { chatTemplateOf } from '../tokenizer/chat.js';
@@ -15,6 +15,8 @@ export interface TargetOptions {
   maxBatch: number;
   maxQueue: number;
   threads?: number;
+  /** Default cpu. */
+  device?: Device;
 }
 
 export interface Target {
@@ -29,7 +31,7 @@ export interface Target {
 
 export async function startTarget(o: TargetOptions): Promise<Target> {
   const dir = loadModelDir(o.modelDir);
-  const engine = await startEngine({ modelDir: dir.dir, device: 'cpu', threads: o.threads, maxBatch: o.maxBatch, maxQueue: o.maxQueue });
+  const engine = await startEngine({ modelDir: dir.dir, device: o.device ?? 'cpu', threads: o.threads, maxBatch: o.maxBatch, maxQueue: o.maxQueue });
   const server = await createServer({
     engine,
     tokenizer: TextTokenizer.fromFile(dir.tokenizerPath),

@@ -12,6 +12,7 @@
 #
 # usage: scripts/gpu-check.sh [--bundle 'GLOB' | --base base.tar.xz --provider PATH]
 #          [--model DIR]... [--batches 1,8,32,64] [--runs 10] [--no-webgpu] [--out DIR]
+#          [--devices 'cpu cuda'] [--no-install]
 #   --bundle          the parts scripts/pack-device-carry.sh split its bundle into (a glob,
 #                     joined in sorted order): base and provider in one
 #   --provider        the npm tarball (.tgz), a pruned .tar.xz from pack-device-carry.sh, or an
@@ -21,6 +22,8 @@
 #   --model           model directory or .onnx file (default: every models/zoo/*/model.json, else
 #                     a tiny test graph built with python3 + onnx)
 #   --base-only       unpack the base and run steps 1-2 (and webgpu), stop before the provider
+#   --devices         the devices step 4 probes (default 'cpu cuda'); the server step runs only with cuda
+#   --no-install      use the provider as it is (none: a CPU dry run) and skip the device tests
 # Results go to --out (default: $OUT when set, else .work/gpu-check/out): log.txt, table.md,
 # probes.json (every probe report) and server.log; scratch stays in .work/gpu-check.
 # Exit 0 when every step that ran passed; 1 otherwise. Steps that could not run say "NOT RUN".
@@ -29,6 +32,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 base=""; provider=""; bundle=""; models=(); batches="1,8,32,64"; runs=10; webgpu=1; base_only=0
+devices="cpu cuda"; install=1
 out="${OUT:-${ROOT}/.work/gpu-check/out}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -40,6 +44,8 @@ while [[ $# -gt 0 ]]; do
     --runs) runs="$2"; shift ;;
     --no-webgpu) webgpu=0 ;;
     --base-only) base_only=1 ;;
+    --devices) devices="$2"; shift ;;
+    --no-install) install=0 ;;
     --out) out="$2"; shift ;;
     *) echo "gpu-check: unknown argument '$1'" >&2; exit 1 ;;
   esac
@@ -74,13 +80,9 @@ else
   gpu="none"
   echo "no nvidia-smi: no NVIDIA GPU visible"
 fi
-# Dense tensor-core peaks from NVIDIA's datasheets, TF32 and FP16/BF16, in TFLOP/s.
-peaks=()
-case "$gpu" in
-  *H100*PCIe*) peaks=(--peak-tf32 378 --peak-fp16 756) ;;
-  *H100*|*H200*) peaks=(--peak-tf32 494.7 --peak-fp16 989.4) ;;
-  *A100*) peaks=(--peak-tf32 156 --peak-fp16 312) ;;
-esac
+# shellcheck source=scripts/gpu-peaks.sh
+source "${ROOT}/scripts/gpu-peaks.sh"
+read -r -a peaks <<<"$(gpu_peaks "$gpu")"
 [[ ${#peaks[@]} -gt 0 ]] && echo "peaks for the FLOP/s share: ${peaks[*]}"
 
 if [[ -n "$bundle" ]]; then
@@ -195,22 +197,26 @@ if [[ $base_only == 0 ]]; then
     provider="${work}/provider"
   fi
   step "installing the CUDA provider"
-  if [[ -n "$provider" ]]; then bash scripts/install-cuda.sh --from "$provider" --cache "${work}/cache"; rc=$?
+  if [[ $install == 0 ]]; then echo "--no-install: the provider stays as it is"; rc=0
+  elif [[ -n "$provider" ]]; then bash scripts/install-cuda.sh --from "$provider" --cache "${work}/cache"; rc=$?
   else bash scripts/install-cuda.sh; rc=$?; fi   # from npm, unless already installed
-  if [[ $rc == 3 ]]; then
+  if [[ $rc == 3 && $install == 1 ]]; then
     eval "$(bash scripts/install-cuda.sh --print-env)"
     echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
     bash scripts/install-cuda.sh --check; rc=$?
   fi
-  if [[ $rc == 0 ]]; then record "install-cuda" ok; else record "install-cuda" "FAIL (exit ${rc})"; fi
+  if [[ $install == 0 ]]; then record "install-cuda" "NOT RUN (--no-install)"
+  elif [[ $rc == 0 ]]; then record "install-cuda" ok; else record "install-cuda" "FAIL (exit ${rc})"; fi
 
   # --- 4. tests and probes --------------------------------------------------------------------
-  step "device tests"
-  node --test --test-reporter=spec dist/test/device-gpu.test.js dist/test/device-select.test.js
-  rc=$?
-  if [[ $rc == 0 ]]; then record "node --test device-*" ok; else record "node --test device-*" "FAIL (exit ${rc})"; fi
+  if [[ $install == 1 ]]; then
+    step "device tests"
+    node --test --test-reporter=spec dist/test/device-gpu.test.js dist/test/device-select.test.js
+    rc=$?
+    if [[ $rc == 0 ]]; then record "node --test device-*" ok; else record "node --test device-*" "FAIL (exit ${rc})"; fi
+  fi
   for m in "${models[@]}"; do
-    for device in cpu cuda; do
+    for device in $devices; do
       step "${device}: ${m}"
       if probe "$device" "$m"; then record "${device} ${m}" ok; else rc=$?; record "${device} ${m}" "FAIL (exit ${rc})"; fi
     done
@@ -227,7 +233,7 @@ if [[ $base_only == 0 ]]; then
       red="${work}/$(basename "$m" .onnx).${g_name%.onnx}.reduced.onnx"
       mask="$(${PYTHON:-python3} -c 'import json,sys; print(json.load(open(sys.argv[1]))["special_tokens"].get("mask") or "")' "$m/model.json" 2>/dev/null || true)"
       if ${PYTHON:-python3} scripts/add-logit-reductions.py "$g" "$red" ${mask:+--exclude-id "$mask"} >/dev/null 2>&1; then
-        for device in cpu cuda; do
+        for device in $devices; do
           step "${device}, logits reduced in the graph: ${g}"
           if probe "$device" "$red" --outputs logits_argmax,logits_max_logprob; then record "${device} ${red##*/}" ok
           else rc=$?; record "${device} ${red##*/}" "FAIL (exit ${rc})"; fi
@@ -237,7 +243,9 @@ if [[ $base_only == 0 ]]; then
   done
 
   # --- 5. the server on the GPU, when it is in the tree -----------------------------------------
-  if [[ -f dist/server/main.js && -d "${models[0]}" ]]; then
+  if [[ " $devices " != *" cuda "* ]]; then
+    record "server cuda" "NOT RUN (cuda is not in --devices)"
+  elif [[ -f dist/server/main.js && -d "${models[0]}" ]]; then
     step "server --device cuda --model ${models[0]}"
     port=18080
     node dist/server/main.js --device cuda --model "${models[0]}" --port "$port" >"${out}/server.log" 2>&1 &

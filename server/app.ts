@@ -7,8 +7,10 @@ import type { ChatTemplate } from '../tokenizer/chat.js';
 import type { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { Admission } from './admission.js';
 import { ApiKeys } from './auth.js';
-import { DEFAULT_LIMITS, type Limits, type ServerContext } from './context.js';
+import type { ServerContext } from './context.js';
+import { Drain, type DrainReport } from './drain.js';
 import { ApiError } from './errors.js';
+import { DEFAULT_LIMITS, type Limits } from './limits.js';
 import { sendError, sendJson, sendText, track } from './http-io.js';
 import { Metrics } from './metrics.js';
 import { serveOpenAI } from './openai.js';
@@ -32,6 +34,13 @@ export interface ServerOptions {
 export interface RunningServer {
   port: number;
   metrics: Metrics;
+  /**
+   * Graceful shutdown: admit nothing new, let what runs finish for up to `seconds`, end the
+   * rest, then close every socket (WebSockets with 1001). The engine is the caller's to close.
+   */
+  drain(seconds: number): Promise<DrainReport>;
+  /** Requests and WebSocket generations not yet answered. */
+  inFlight(): number;
   close(): void;
 }
 
@@ -47,7 +56,9 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
     log: opts.log,
     limits,
     admission: new Admission(limits.maxLiveSequences),
+    drain: new Drain(),
   };
+  const unfollow = ctx.metrics.follow(ctx.engine);
   const keys = new ApiKeys(opts.apiKeys ?? []);
   const created = Math.floor(Date.now() / 1000);
   const app = uWS.App();
@@ -68,22 +79,20 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
 
   const modelCard = { id: model.name, object: 'model', created, owned_by: 'dlm-serve', max_model_len: model.maxLength, family: model.family, device: model.device, precision: model.precision };
 
-  // Healthy = the engine process answers (a stats round trip, no network call), within 2 s.
-  // Through metrics.refresh: each stats reply carries step timings only once, and they belong
-  // in the histograms whoever asked.
-  app.get('/health', route(false, async (res, state) => {
-    let timer: NodeJS.Timeout | undefined;
-    const alive = await Promise.race([
-      ctx.metrics.refresh(ctx.engine).then(() => true, () => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2000))),
-    ]);
-    clearTimeout(timer);
+  // Healthy = the engine process is up and, with work in flight, its ticks keep coming (no
+  // network call, no round trip: the engine pushes its stats after every tick).
+  app.get('/health', route(false, (res, state) => {
+    // Draining: fail readiness at once, so that load balancers stop sending before we close.
+    if (ctx.drain.draining) {
+      sendJson(res, state, 503, { status: 'draining', model: model.name, device: model.device, precision: model.precision, in_flight: ctx.drain.inFlight });
+      return;
+    }
+    const alive = ctx.engine.healthy();
     sendJson(res, state, alive ? 200 : 503, { status: alive ? 'ok' : 'unavailable', model: model.name, device: model.device, precision: model.precision });
   }));
   // Open like /health (vLLM does the same): Prometheus and inference gateways scrape without
   // keys, and the series carry no request content.
   app.get('/metrics', route(false, async (res, state) => {
-    await ctx.metrics.refresh(ctx.engine);
     sendText(res, state, 200, ctx.metrics.registry.contentType, await ctx.metrics.registry.metrics());
   }));
   app.get('/v1/models', route(true, (res, state) => sendJson(res, state, 200, { object: 'list', data: [modelCard] })));
@@ -110,16 +119,26 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
         reject(new Error(`could not listen on ${opts.host ?? '0.0.0.0'}:${opts.port}`));
         return;
       }
+      const close = (): void => {
+        unfollow();
+        uWS.us_listen_socket_close(socket);
+        closeSockets();
+        // App.close (uWS >= 20.24, missing from this build's typings) also drops idle
+        // keep-alive connections, which would otherwise hold the process for their timeout.
+        (app as unknown as { close?: () => void }).close?.();
+      };
       resolve({
         port: uWS.us_socket_local_port(socket),
         metrics: ctx.metrics,
-        close: () => {
-          uWS.us_listen_socket_close(socket);
-          closeSockets();
-          // App.close (uWS >= 20.24, missing from this build's typings) also drops idle
-          // keep-alive connections, which would otherwise hold the process for their timeout.
-          (app as unknown as { close?: () => void }).close?.();
+        drain: async (seconds) => {
+          ctx.metrics.draining.set(1);
+          // The listening socket stays open meanwhile: late clients get a clear 503, not a refusal to connect.
+          const report = await ctx.drain.run(seconds);
+          close();
+          return report;
         },
+        inFlight: () => ctx.drain.inFlight,
+        close,
       });
     });
   });

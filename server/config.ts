@@ -2,7 +2,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Device } from '../engine/api.js';
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Device } from '../engine/api.js';
 import { PRECISION_CHOICES, type PrecisionChoice } from '../engine/precision.js';
 
 /** Repository root (this file is compiled to dist/server/config.js). */
@@ -14,9 +14,9 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
  */
 export const DEFAULT_MODEL_DIR = resolve(ROOT, 'models/zoo/default');
 
-/** The engine's defaults (engine/core.ts), named here because admission control needs them. */
-export const DEFAULT_MAX_BATCH = 16;
-export const DEFAULT_MAX_QUEUE = 256;
+export { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE };
+/** Seconds SIGTERM waits for work in flight (Kubernetes' default grace period is 30 s too). */
+export const DEFAULT_DRAIN_SECONDS = 30;
 
 export interface Config {
   host: string;
@@ -36,6 +36,10 @@ export interface Config {
   cacheMb: number | undefined;
   /** Serve the browser chat page at /. */
   chat: boolean;
+  /** Folder for ONNX Runtime's optimised graphs, reused across starts; undefined: off. */
+  ortCacheDir: string | undefined;
+  /** After SIGTERM / SIGINT, seconds that work in flight may take before it is ended. */
+  drainSeconds: number;
 }
 
 export const USAGE = `Usage: npm start -- [options]
@@ -51,7 +55,10 @@ export const USAGE = `Usage: npm start -- [options]
   --max-batch N      sequences decoded together at most; 1 = no batching (DLM_MAX_BATCH, default ${DEFAULT_MAX_BATCH})
   --max-queue N      sequences waiting at most; beyond: 429 (DLM_MAX_QUEUE, default ${DEFAULT_MAX_QUEUE})
   --cache-mb N       MiB of committed-block KV cache shared by all requests (DLM_CACHE_MB, default 256)
+  --drain-seconds N  on SIGTERM, let requests in flight finish for up to N s, then exit (DLM_DRAIN_SECONDS, default ${DEFAULT_DRAIN_SECONDS})
   --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
+  --ort-cache DIR    keep ONNX Runtime's optimised CPU graphs here between starts
+                     (DLM_ORT_CACHE, default off)
   --log-level L      pino level (LOG_LEVEL, default info)
   -h, --help         this text
 `;
@@ -63,6 +70,11 @@ function intOf(name: string, v: string | undefined, min: number): number | undef
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name}: expected an integer >= ${min}, got '${v}'`);
   return n;
+}
+
+function ortCacheDirOf(v: string | undefined): string | undefined {
+  if (v === undefined || ['', '0', 'off', 'false', 'no'].includes(v.toLowerCase())) return undefined;
+  return resolve(v);
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
@@ -80,7 +92,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
       'max-queue': { type: 'string' },
       'cache-mb': { type: 'string' },
       'log-level': { type: 'string' },
+      'drain-seconds': { type: 'string' },
       'no-chat': { type: 'boolean' },
+      'ort-cache': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -107,6 +121,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     maxBatch: intOf('--max-batch', values['max-batch'] ?? env.DLM_MAX_BATCH, 1) ?? DEFAULT_MAX_BATCH,
     maxQueue: intOf('--max-queue', values['max-queue'] ?? env.DLM_MAX_QUEUE, 1) ?? DEFAULT_MAX_QUEUE,
     cacheMb: intOf('--cache-mb', values['cache-mb'] ?? env.DLM_CACHE_MB, 1),
+    drainSeconds: intOf('--drain-seconds', values['drain-seconds'] ?? env.DLM_DRAIN_SECONDS, 0) ?? DEFAULT_DRAIN_SECONDS,
     chat: !(values['no-chat'] ?? ['0', 'false', 'off', 'no'].includes((env.DLM_CHAT ?? '').toLowerCase())),
+    ortCacheDir: ortCacheDirOf(values['ort-cache'] ?? env.DLM_ORT_CACHE),
   };
 }

@@ -4,7 +4,7 @@
 // Each server owns its registry: tests run several servers in one process.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Engine } from '../engine/api.js';
-import type { ModelInfo } from '../engine/protocol.js';
+import type { ModelInfo, StatsMsg } from '../engine/protocol.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -14,6 +14,7 @@ export class Metrics {
   readonly liveSequences: Gauge;
   readonly generatedTokens: Counter;
   readonly requestSeconds: Histogram<'api'>;
+  readonly draining: Gauge;
   private readonly nfe: Gauge;
   private readonly stepSeconds: Histogram;
   private readonly batchSize: Histogram;
@@ -47,6 +48,7 @@ export class Metrics {
       help: 'Sequences the server has started in the engine and not yet seen finish.',
       registers,
     });
+    this.draining = new Gauge({ name: 'dlm_draining', help: '1 while the server drains for shutdown (admits nothing new), else 0.', registers });
     this.generatedTokens = new Counter({ name: 'dlm_generated_tokens_total', help: 'Completion tokens committed.', registers });
     this.requestSeconds = new Histogram({
       name: 'dlm_request_seconds',
@@ -81,11 +83,17 @@ export class Metrics {
       labelNames,
       registers,
     });
+    // Every series exists from the start, before the engine's first tick.
+    this.observe({ type: 'stats', queued: 0, running: 0, cacheBytes: 0, cacheBudgetBytes: 0, nfeTotal: 0, tokensTotal: 0, stepSeconds: [], batchSizes: [] });
   }
 
-  /** Pull the engine's counters and the step timings since the last scrape. */
-  async refresh(engine: Engine): Promise<void> {
-    const s = await engine.stats();
+  /** Observes the stats the engine pushes after every tick; returns the unsubscribe. */
+  follow(engine: Engine): () => void {
+    return engine.onStats((s) => this.observe(s));
+  }
+
+  /** One tick's stats: its calls into the histograms, the engine's gauges and counters as they stand. */
+  observe(s: StatsMsg): void {
     this.nfe.set(s.nfeTotal);
     for (const t of s.stepSeconds) this.stepSeconds.observe(t);
     for (const b of s.batchSizes) this.batchSize.observe(b);

@@ -40,6 +40,7 @@ export const ChatMessageSchema = z.object({
   content: z.union([z.string(), z.array(TextPart)]),
   name: z.string().optional(),
 });
+export type ChatMessageInput = z.infer<typeof ChatMessageSchema>;
 
 export const ChatRequestSchema = z.strictObject({
   ...COMMON,
@@ -50,6 +51,6 @@ export const ChatRequestSchema = z.strictObject({
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
 /** Message content as one string (text parts joined). */
-export function contentText(c: z.infer<typeof ChatMessageSchema>['content']): string {
+export function contentText(c: ChatMessageInput['content']): string {
   return typeof c === 'string' ? c : c.map((p) => p.text).join('');
 }

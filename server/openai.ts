@@ -1,49 +1,32 @@
-// POST /v1/completions and /v1/chat/completions: the OpenAI request and response shapes, JSON
-// or SSE, over the shared generation path. Every sequence of a request is planned (and every
-// 400 raised) before the first one starts, so a bad request costs the engine nothing.
-import { randomUUID } from 'node:crypto';
+// POST /v1/completions and /v1/chat/completions: read and plan the request (every 400 before
+// the first sequence starts, so a bad request costs the engine nothing), run it, and answer
+// with the same run whether the client asked for one JSON body or an SSE stream.
 import type { HttpResponse } from 'uWebSockets.js';
-import type { ErrorMsg, FinishReason, Usage } from '../engine/protocol.js';
-import { chatPrompt, overloaded, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
+import type { ServerContext } from './context.js';
+import type { Held } from './drain.js';
 import { ApiError, fromZod } from './errors.js';
-import { Generation } from './generation.js';
 import { type RequestState, readBody, sendError, sendJson } from './http-io.js';
-import { ChatRequestSchema, CompletionRequestSchema, contentText } from './openai-schemas.js';
+import { type ChatRequest, ChatRequestSchema, type CompletionRequest, CompletionRequestSchema } from './openai-schemas.js';
+import {
+  type Api, completionBody, deltaChunk, finishChunk, openAIFinish, type ResponseHead, responseHead, roleChunk, usageChunk,
+} from './openai-shapes.js';
+import { chatPrompt, type PromptInput, promptIds } from './prompt-encoding.js';
+import { engineFailure, overloaded } from './refusals.js';
+import { RequestRun, type RunListener } from './request-run.js';
+import { planSequences, type RequestPlan } from './sequence-plan.js';
 import { randomSeed } from './settings.js';
 import { SseStream } from './sse.js';
-
-type Api = 'completions' | 'chat';
 
 /** Status recorded for a request whose client left before the answer (nginx's convention). */
 const CLIENT_GONE = 499;
 
-interface Choice {
-  text: string;
-  finish: FinishReason | null;
-  /** vLLM's stop_reason: the stop string that matched, 'low_entropy', or null. */
-  stopReason: string | null;
-  usage: Usage | null;
-  error?: ErrorMsg;
-}
-
-/**
- * A sequence the engine failed, as the error a client sees: settings the engine refused are the
- * client's (400); a full engine queue is a 429 with Retry-After, like the server's own limit; a
- * crash is worth a retry (503); anything else is ours (500).
- */
-function engineFailure(ctx: ServerContext, error: ErrorMsg | undefined): ApiError {
-  const code = error?.code ?? 'engine_error';
-  const message = error?.message ?? 'generation failed in the engine';
-  if (code === 'invalid_request') return ApiError.badRequest(message, null, 'invalid_value');
-  if (code === 'queue_full') return overloaded(ctx, 1);
-  return new ApiError(code === 'engine_crashed' ? 503 : 500, message, 'server_error', null, code);
-}
-
 export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<void> {
   const started = performance.now();
   let status = 200;
+  // Held until answered, so that a shutdown drain waits for this request.
+  const held = ctx.drain.hold();
   try {
-    status = await generate(ctx, api, res, state);
+    status = await generate(ctx, api, res, state, held);
   } catch (err) {
     const e = err instanceof ApiError ? err : null;
     if (e === null && state.aborted) return; // the client left while we read its body
@@ -52,6 +35,7 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
     status = apiErr.status;
     sendError(res, state, apiErr);
   } finally {
+    held.release();
     const seconds = (performance.now() - started) / 1000;
     ctx.metrics.requests.inc({ api, status: String(status) });
     ctx.metrics.requestSeconds.observe({ api }, seconds);
@@ -60,7 +44,33 @@ export async function serveOpenAI(ctx: ServerContext, api: Api, res: HttpRespons
 }
 
 /** Serves one request; resolves to the status it was answered with, once it is answered. */
-async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<number> {
+async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState, held: Held): Promise<number> {
+  const r = await readRequest(ctx, api, res, state);
+  const plan = await planRequest(ctx, r);
+  if (state.aborted) return CLIENT_GONE;
+  if (ctx.drain.draining) throw ctx.drain.refusal();
+  const head = responseHead(api, ctx.model.name, r.stream === true && r.stream_options?.include_usage === true);
+  const answer = r.stream ? sseAnswer(ctx, head, res, state, held, () => run.cancel()) : jsonAnswer(ctx, head, res, state, held);
+  const run = RequestRun.admit(ctx, plan, answer.listener);
+  state.onAbort.push(() => run.cancel());
+  held.onDeadline = () => run.cancel();
+  try {
+    run.start();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const apiErr =
+      code === 'queue_full'
+        ? overloaded(ctx, plan.specs.length)
+        : new ApiError(500, `could not start generation: ${(err as Error).message}`, 'server_error', null, 'engine_error');
+    sendError(res, state, apiErr);
+    return apiErr.status;
+  }
+  answer.open?.(plan.specs.length);
+  return answer.status;
+}
+
+/** The body, validated: its shape, the model it names, and options that only go together. */
+async function readRequest(ctx: ServerContext, api: Api, res: HttpResponse, state: RequestState): Promise<ChatRequest | CompletionRequest> {
   const raw = await readBody(res, state, ctx.limits.maxBodyBytes);
   let json: unknown;
   try {
@@ -68,7 +78,6 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
   } catch (err) {
     throw ApiError.badRequest(`The request body is not valid JSON: ${(err as Error).message}`, null, 'invalid_json');
   }
-
   const parsed = api === 'chat' ? ChatRequestSchema.safeParse(json) : CompletionRequestSchema.safeParse(json);
   if (!parsed.success) throw fromZod(parsed.error);
   const r = parsed.data;
@@ -81,128 +90,95 @@ async function generate(ctx: ServerContext, api: Api, res: HttpResponse, state: 
   if (r.stream_options != null && !r.stream) {
     throw ApiError.badRequest('stream_options: only allowed when stream is true', 'stream_options', 'invalid_value');
   }
+  return r;
+}
 
+/** The request's prompts as ids and one sequence per (prompt, choice). */
+async function planRequest(ctx: ServerContext, r: ChatRequest | CompletionRequest): Promise<RequestPlan> {
   let prompts: number[][];
   if ('messages' in r) {
-    prompts = [await chatPrompt(ctx, r.messages.map((m) => ({ role: m.role, content: contentText(m.content) })))];
+    prompts = [await chatPrompt(ctx, r.messages)];
   } else {
     const p = r.prompt;
-    const list: (string | number[])[] =
-      typeof p === 'string' ? [p] : p.length > 0 && typeof p[0] === 'number' ? [p as number[]] : (p as (string | number[])[]);
+    const list: PromptInput[] = typeof p === 'string' ? [p] : p.length > 0 && typeof p[0] === 'number' ? [p as number[]] : (p as PromptInput[]);
     prompts = await Promise.all(list.map((x, i) => promptIds(ctx, x, list.length > 1 ? `prompt.${i}` : 'prompt')));
   }
   const n = r.n ?? 1;
   if (prompts.length * n > ctx.limits.maxSequencesPerRequest) {
     throw ApiError.badRequest(`prompts x n = ${prompts.length * n} sequences; at most ${ctx.limits.maxSequencesPerRequest} per request`, 'n', 'invalid_value');
   }
-  const specs = planSequences(ctx, prompts, r, n, r.seed ?? randomSeed());
-  if (state.aborted) return CLIENT_GONE;
-  // All of the request's sequences or none: an admitted request is never cut short for room.
-  const slots = ctx.admission.tryAdmit(specs.length);
-  if (slots === null) throw overloaded(ctx, specs.length);
+  return planSequences(ctx, prompts, r, n, r.seed ?? randomSeed());
+}
 
-  const id = (api === 'chat' ? 'chatcmpl-' : 'cmpl-') + randomUUID().replace(/-/g, '');
-  const created = Math.floor(Date.now() / 1000);
-  const model = ctx.model.name;
-  const object = api === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-  const includeUsage = r.stream === true && r.stream_options?.include_usage === true;
-  const choices: Choice[] = specs.map(() => ({ text: '', finish: null, stopReason: null, usage: null }));
-  const gens: Generation[] = [];
-  let sse: SseStream | null = null;
-  let remaining = specs.length;
+/** How a run is answered: its listener, what to send once it started, the final status. */
+interface Answer {
+  listener: RunListener;
+  open?(sequences: number): void;
+  status: Promise<number>;
+}
 
-  const chunk = (index: number, text: string, finish: FinishReason | null, stopReason: string | null = null): Record<string, unknown> => {
-    const end = finish === null ? {} : { stop_reason: stopReason };
-    const c =
-      api === 'chat'
-        ? { index, delta: finish === null ? { content: text } : {}, logprobs: null, finish_reason: finish, ...end }
-        : { index, text, logprobs: null, finish_reason: finish, ...end };
-    return { id, object, created, model, system_fingerprint: null, choices: [c], ...(includeUsage ? { usage: null } : {}) };
+/** The status of a finished run: nothing answered it before, so an aborted state means the client left. */
+function finalStatus(state: RequestState, failed: ApiError | null): number {
+  return state.aborted ? CLIENT_GONE : failed !== null ? failed.status : 200;
+}
+
+/** One JSON body once every choice is done (or the first engine failure as the error body). */
+function jsonAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, state: RequestState, held: Held): Answer {
+  const texts: string[] = [];
+  let resolve!: (status: number) => void;
+  const status = new Promise<number>((r) => (resolve = r));
+  return {
+    status,
+    listener: {
+      delta: (index, text) => {
+        texts[index] = (texts[index] ?? '') + text;
+      },
+      finished: (outcomes, usage) => {
+        const f = outcomes.find((o) => o.reason === 'error');
+        // A JSON answer the drain's deadline cut short is incomplete: a 503 says so, and the
+        // official clients retry it by themselves.
+        const failed = f ? engineFailure(ctx, f.error) : held.cutShort ? ctx.drain.deadlineError() : null;
+        const code = finalStatus(state, failed);
+        if (failed !== null) sendError(res, state, failed);
+        else sendJson(res, state, 200, completionBody(head, outcomes.map((o, i) => ({ text: texts[i] ?? '', finish: openAIFinish(o.reason), stopReason: o.stopReason })), usage));
+        resolve(code);
+      },
+    },
   };
+}
 
-  return new Promise<number>((resolve) => {
-    const finishAll = (): void => {
-      // Nothing has answered the request yet, so an aborted state means the client left.
-      const gone = state.aborted;
-      const usage = usageBody(prompts, choices.map((c) => c.usage), n);
-      const failed = choices.find((c) => c.finish === 'error');
-      if (sse !== null) {
-        if (failed) {
-          sse.send(engineFailure(ctx, failed.error).body());
-        } else if (includeUsage) {
-          sse.send({ id, object, created, model, system_fingerprint: null, choices: [], usage });
-        }
-        sse.end();
-      } else if (failed) {
-        sendError(res, state, engineFailure(ctx, failed.error));
-      } else {
-        sendJson(res, state, 200, {
-          id,
-          object: api === 'chat' ? 'chat.completion' : 'text_completion',
-          created,
-          model,
-          system_fingerprint: null,
-          choices: choices.map((c, index) =>
-            api === 'chat'
-              ? { index, message: { role: 'assistant', content: c.text, refusal: null }, logprobs: null, finish_reason: c.finish, stop_reason: c.stopReason }
-              : { index, text: c.text, logprobs: null, finish_reason: c.finish, stop_reason: c.stopReason },
-          ),
-          usage,
-        });
-      }
-      resolve(gone ? CLIENT_GONE : failed ? engineFailure(ctx, failed.error).status : 200);
-    };
-
-    specs.forEach((spec, index) => {
-      const g = new Generation(ctx.engine, ctx.tokenizer, spec, {
-        delta: (text) => {
-          if (text === '') return;
-          if (sse !== null) sse.send(chunk(index, text, null));
-          else choices[index]!.text += text;
-        },
-        done: (reason, usage, error, stopReason) => {
-          if (error) ctx.log.error({ error }, 'sequence failed');
-          if (error) choices[index]!.error = error;
-          choices[index]!.finish = reason === 'cancelled' ? 'stop' : reason;
-          choices[index]!.stopReason = stopReason;
-          choices[index]!.usage = usage;
-          if (sse !== null && reason !== 'error') sse.send(chunk(index, '', choices[index]!.finish, stopReason));
-          if (--remaining === 0) finishAll();
-        },
-      }, ctx.metrics, slots[index]);
-      gens.push(g);
-    });
-    state.onAbort.push(() => {
-      for (const g of gens) g.cancel();
-    });
-
-    try {
-      for (const g of gens) g.start();
-    } catch (err) {
-      for (const g of gens) { g.cancel(); g.abandon(); }
-      const code = (err as { code?: string }).code;
-      const apiErr =
-        code === 'queue_full'
-          ? overloaded(ctx, specs.length)
-          : new ApiError(500, `could not start generation: ${(err as Error).message}`, 'server_error', null, 'engine_error');
-      sendError(res, state, apiErr);
-      resolve(apiErr.status);
-      // Sequences that did start still finish (cancelled) and call finishAll, which now finds the
-      // response already sent.
-      return;
-    }
-
-    if (r.stream) {
-      sse = new SseStream(res, state, ctx.limits.maxPendingBytes, () => {
-        ctx.log.warn({ id }, 'SSE reader too slow: disconnecting');
-        for (const g of gens) g.cancel();
-      });
-      sse.open();
-      if (api === 'chat') {
-        specs.forEach((_, index) => {
-          sse!.send({ id, object, created, model, system_fingerprint: null, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) });
-        });
-      }
-    }
+/** Server-sent events: a chunk per delta and per finished choice, then usage and [DONE]. */
+function sseAnswer(ctx: ServerContext, head: ResponseHead, res: HttpResponse, state: RequestState, held: Held, cancel: () => void): Answer {
+  const sse = new SseStream(res, state, ctx.limits.maxPendingBytes, () => {
+    ctx.log.warn({ id: head.id }, 'SSE reader too slow: disconnecting');
+    cancel();
   });
+  let resolve!: (status: number) => void;
+  const status = new Promise<number>((r) => (resolve = r));
+  return {
+    status,
+    open: (sequences) => {
+      sse.open();
+      if (head.api === 'chat') for (let i = 0; i < sequences; i++) sse.send(roleChunk(head, i));
+    },
+    listener: {
+      delta: (index, text) => {
+        if (text !== '') sse.send(deltaChunk(head, index, text));
+      },
+      choiceDone: (index, o) => {
+        // vLLM's 'abort' for a choice the drain's deadline ended.
+        const finish = o.reason === 'cancelled' && held.cutShort ? 'abort' : openAIFinish(o.reason);
+        if (o.reason !== 'error') sse.send(finishChunk(head, index, finish, o.stopReason));
+      },
+      finished: (outcomes, usage) => {
+        const f = outcomes.find((o) => o.reason === 'error');
+        const failed = f ? engineFailure(ctx, f.error) : held.cutShort ? ctx.drain.deadlineError() : null;
+        const code = finalStatus(state, failed);
+        if (failed !== null) sse.send(failed.body());
+        else if (head.includeUsage) sse.send(usageChunk(head, usage));
+        // Answered once the last event has left (a drain then closes the socket safely).
+        void sse.end().then(() => resolve(code));
+      },
+    },
+  };
 }

@@ -2,10 +2,14 @@
 // temperature, top_p, seed, stop) and the diffusion extras that ride top-level like vLLM's
 // extra parameters (steps, sampler, block_size, ...). The HTTP bodies and the WebSocket
 // `generate` message all spread SETTINGS_SHAPE, and resolveParams turns a request's settings
-// into the engine's GenerationParams, checking them against what the served model supports.
-// A new family setting is one field here and one line in resolveParams.
+// into the engine's GenerationParams: the request's shape here (the context, which fields this
+// model reads at all), the values against the model in the engine's validateParams, run here
+// before admission and trusted by the engine. A new family setting is one field here, one line
+// in resolveParams and its check in the family's validate.
 import { z } from 'zod';
-import type { GenerationParams, ModelInfo } from '../engine/protocol.js';
+import { SettingsError } from '../engine/errors.js';
+import { REMASKING_SCHEDULES, type GenerationParams, type ModelInfo } from '../engine/protocol.js';
+import { validateParams } from '../engine/validate.js';
 import { ApiError } from './errors.js';
 
 /** OpenAI allows at most four stop strings. */
@@ -13,7 +17,7 @@ export const MAX_STOP_STRINGS = 4;
 
 /** ReMDM's remasking (sampler `remdm` on masked models); what is left out takes the schedule's defaults. */
 const RemaskingSchema = z.strictObject({
-  schedule: z.enum(['cap', 'rescale', 'conf', 'loop']),
+  schedule: z.enum(REMASKING_SCHEDULES),
   eta: z.number().min(0).max(1).optional(),
   /** loop: the window of time (1 -> 0) in which remasking runs, and the alpha held in it. */
   t_on: z.number().gt(0).lt(1).optional(),
@@ -99,38 +103,22 @@ export function resolveParams(
 
   // A remasking setting alone asks for the sampler that reads it.
   const sampler = s.sampler ?? (s.remasking != null && model.samplers.includes('remdm') ? 'remdm' : d.sampler);
-  if (!model.samplers.includes(sampler)) {
-    throw bad('sampler', `unknown sampler '${sampler}'; this model supports ${model.samplers.join(', ')}`);
-  }
   const steps = s.steps ?? d.steps;
-  if (steps > model.limits.maxSteps) throw bad('steps', `must be at most ${model.limits.maxSteps} for this model, got ${steps}`);
 
-  let blockSize = d.blockSize;
-  if (s.block_size != null) {
-    const sizes = model.limits.blockSizes;
-    if (sizes === null) throw bad('block_size', `model ${model.name} (${model.family}) does not decode in blocks`, 'unsupported_parameter');
-    if (!sizes.includes(s.block_size)) throw bad('block_size', `must be one of ${sizes.join(', ')}, got ${s.block_size}`);
-    blockSize = s.block_size;
+  // Fields this model does not read at all; their values are validateParams' business.
+  if (s.block_size != null && model.limits.blockSizes === null) {
+    throw bad('block_size', `model ${model.name} (${model.family}) does not decode in blocks`, 'unsupported_parameter');
   }
-
-  let speculativeK = d.speculativeK;
-  if (s.speculative_k != null) {
-    const max = model.limits.maxSpeculativeK;
-    if (max === null) throw bad('speculative_k', `model ${model.name} (${model.family}) does not decode speculatively`, 'unsupported_parameter');
-    if (s.speculative_k > max) throw bad('speculative_k', `must be at most ${max}, got ${s.speculative_k}`);
-    speculativeK = s.speculative_k;
+  if (s.speculative_k != null && model.limits.maxSpeculativeK === null) {
+    throw bad('speculative_k', `model ${model.name} (${model.family}) does not decode speculatively`, 'unsupported_parameter');
   }
-
-  let remasking = d.remasking;
-  if (s.remasking != null) {
-    if (model.maskId === null) throw bad('remasking', `model ${model.name} (${model.family}) has no [MASK] state to remask into`, 'unsupported_parameter');
-    const r = s.remasking;
-    if (r.t_on !== undefined && r.t_off !== undefined && r.t_off >= r.t_on) {
-      throw bad('remasking.t_off', 'must be below t_on (time runs from 1 down to 0)');
-    }
-    if (sampler !== 'remdm') throw bad('remasking', `applies to sampler 'remdm', not '${sampler}'`, 'unsupported_parameter');
-    remasking = { schedule: r.schedule, eta: r.eta, tOn: r.t_on, tOff: r.t_off, alphaOn: r.alpha_on };
+  if (s.remasking != null && model.maskId === null) {
+    throw bad('remasking', `model ${model.name} (${model.family}) has no [MASK] state to remask into`, 'unsupported_parameter');
   }
+  const blockSize = s.block_size ?? d.blockSize;
+  const speculativeK = s.speculative_k ?? d.speculativeK;
+  const r = s.remasking;
+  const remasking = r != null ? { schedule: r.schedule, eta: r.eta, tOn: r.t_on, tOff: r.t_off, alphaOn: r.alpha_on } : d.remasking;
 
   const minEntropy = s.min_entropy ?? d.minEntropy ?? 0;
   // Left out, the engine's default window applies.
@@ -161,7 +149,12 @@ export function resolveParams(
     params.minEntropy = minEntropy;
     if (entropyWindow !== undefined) params.entropyWindow = entropyWindow;
   }
-  if (d.extra !== undefined) params.extra = d.extra;
+  try {
+    validateParams(model, params);
+  } catch (err) {
+    if (err instanceof SettingsError) throw bad(err.field, err.detail, err.reason);
+    throw err;
+  }
   return params;
 }
 

@@ -13,13 +13,18 @@ export class SseStream {
   private pendingBytes = 0;
   private blocked = false;
   private ending = false;
+  private ended: () => void = () => {};
+  /** Settles once the response has really ended (all queued data handed over) or the reader left. */
+  private readonly gone = new Promise<void>((resolve) => (this.ended = resolve));
 
   constructor(
     private readonly res: HttpResponse,
     private readonly state: RequestState,
     private readonly maxPendingBytes: number,
     private readonly onOverflow: () => void,
-  ) {}
+  ) {
+    state.onAbort.push(() => this.ended());
+  }
 
   open(): void {
     if (this.state.aborted) return;
@@ -40,11 +45,16 @@ export class SseStream {
     this.write(`data: ${JSON.stringify(payload)}\n\n`);
   }
 
-  /** `data: [DONE]` and the end of the response (once everything queued has gone out). */
-  end(): void {
+  /**
+   * `data: [DONE]` and the end of the response, once everything queued has gone out; resolves
+   * then (a shutdown must not close the socket under a slow reader's last events).
+   */
+  end(): Promise<void> {
     this.write('data: [DONE]\n\n');
     this.ending = true;
     if (!this.blocked) this.finish();
+    if (this.state.aborted) this.ended();
+    return this.gone;
   }
 
   private write(frame: string): void {
@@ -57,6 +67,7 @@ export class SseStream {
         this.state.aborted = true;
         this.onOverflow();
         this.res.close();
+        this.ended();
       }
       return;
     }
@@ -83,5 +94,6 @@ export class SseStream {
     if (this.state.aborted) return;
     this.state.aborted = true;
     this.res.cork(() => this.res.end());
+    this.ended();
   }
 }

@@ -10,10 +10,12 @@
 // bounded and a slow socket never delays anyone else.
 import { Packr } from 'msgpackr';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
-import { chatPrompt, overloaded, planSequences, promptIds, type ServerContext, usageBody } from './context.js';
+import type { ServerContext } from './context.js';
 import { ApiError, fromZod } from './errors.js';
-import { Generation } from './generation.js';
-import { contentText } from './openai-schemas.js';
+import { chatPrompt, promptIds } from './prompt-encoding.js';
+import { overloaded } from './refusals.js';
+import { RequestRun } from './request-run.js';
+import { planSequences } from './sequence-plan.js';
 import { randomSeed } from './settings.js';
 import { tokenTextsFor } from './token-texts.js';
 import { type OutFrame, OutboundQueue } from './ws-queue.js';
@@ -22,7 +24,7 @@ import { CancelSchema, GenerateSchema } from './ws-schemas.js';
 interface SocketData {
   binary: boolean;
   /** Generations by client id; null while the request is still being tokenized. */
-  gens: Map<string, Generation | null>;
+  gens: Map<string, RequestRun | null>;
   /** Ids cancelled while still being tokenized: they start cancelled. */
   cancelledEarly: Set<string>;
   queue: OutboundQueue;
@@ -49,6 +51,12 @@ export function attachWebSocket(app: TemplatedApp, ctx: ServerContext, authorize
       if (!authorize(req)) {
         res.writeStatus('401 Unauthorized').writeHeader('Content-Type', 'application/json')
           .end(JSON.stringify(new ApiError(401, 'missing or invalid API key', 'authentication_error', null, 'invalid_api_key').body()));
+        return;
+      }
+      if (ctx.drain.draining) {
+        const e = ctx.drain.refusal();
+        res.writeStatus('503 Service Unavailable').writeHeader('Content-Type', 'application/json').writeHeader('Retry-After', String(e.retryAfter))
+          .end(JSON.stringify(e.body()));
         return;
       }
       let chosen = '';
@@ -126,47 +134,56 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     return fail(ApiError.badRequest(`at most ${ctx.limits.maxGenerationsPerSocket} generations may run at once on one socket`, null, 'too_many_generations'));
   }
   d.gens.set(m.id, null); // reserve the id while tokenizing
+  // Held until its `done` (or error) is sent, so that a shutdown drain waits for it.
+  const held = ctx.drain.hold();
 
   const started = performance.now();
-  let gen: Generation;
-  let prompt: number[];
   try {
-    prompt = m.messages
-      ? await chatPrompt(ctx, m.messages.map((x) => ({ role: x.role, content: contentText(x.content) })))
-      : await promptIds(ctx, m.prompt!, 'prompt');
+    const prompt = m.messages ? await chatPrompt(ctx, m.messages) : await promptIds(ctx, m.prompt!, 'prompt');
     const settings = m.settings ?? {};
-    const [spec] = planSequences(ctx, [prompt], settings, 1, settings.seed ?? randomSeed(), 'settings.');
-    if (d.closed) return;
-    const slots = ctx.admission.tryAdmit(1);
-    if (slots === null) {
-      ctx.metrics.requests.inc({ api: 'ws', status: 'rejected' });
-      throw overloaded(ctx, 1);
+    const plan = planSequences(ctx, [prompt], settings, 1, settings.seed ?? randomSeed(), 'settings.');
+    if (d.closed) {
+      held.release();
+      return;
     }
+    if (ctx.drain.draining) throw ctx.drain.refusal();
     // Step frames carry the canvas as text too (canvas_text), for clients without a tokenizer.
     const texts = settings.stream_steps ? tokenTextsFor(ctx.tokenizer, ctx.model.vocabSize, ctx.model.maskId) : null;
-    gen = new Generation(ctx.engine, ctx.tokenizer, spec!, {
-      delta: (text, tokens) => send(ws, ctx, { type: 'delta', id: m.id, text, tokens }),
-      step: async (s) => {
-        if (texts !== null && !texts.isReady) await texts.ready();
-        send(ws, ctx, {
-          type: 'step', id: m.id, step: s.step, offset: s.offset, canvas: s.canvas,
-          ...(texts !== null ? { canvas_text: texts.canvasText(s.canvas) } : {}),
-        });
-      },
-      done: (reason, usage, error, stopReason) => {
-        d.gens.delete(m.id);
-        const seconds = (performance.now() - started) / 1000;
-        ctx.metrics.requestSeconds.observe({ api: 'ws' }, seconds);
-        ctx.log.info({ api: 'ws', id: m.id, finish: reason, tokens: usage.completionTokens, nfe: usage.nfe, ms: Math.round(seconds * 1000) }, 'generation');
-        if (error) send(ws, ctx, { type: 'error', id: m.id, code: error.code, message: error.message, param: null });
-        send(ws, ctx, { type: 'done', id: m.id, finish_reason: reason, stop_reason: stopReason, usage: usageBody([prompt], [usage], 1) });
-      },
-    }, ctx.metrics, slots[0]);
+    let run: RequestRun;
+    try {
+      run = RequestRun.admit(ctx, plan, {
+        delta: (_, text, tokens) => send(ws, ctx, { type: 'delta', id: m.id, text, tokens }),
+        step: async (_, s) => {
+          if (texts !== null && !texts.isReady) await texts.ready();
+          send(ws, ctx, {
+            type: 'step', id: m.id, step: s.step, offset: s.offset, canvas: s.canvas,
+            ...(texts !== null ? { canvas_text: texts.canvasText(s.canvas) } : {}),
+          });
+        },
+        finished: (outcomes, usage) => {
+          const o = outcomes[0]!;
+          d.gens.delete(m.id);
+          const seconds = (performance.now() - started) / 1000;
+          ctx.metrics.requestSeconds.observe({ api: 'ws' }, seconds);
+          ctx.log.info({ api: 'ws', id: m.id, finish: o.reason, tokens: o.usage.completionTokens, nfe: o.usage.nfe, ms: Math.round(seconds * 1000) }, 'generation');
+          const cut = o.reason === 'cancelled' && held.cutShort ? ctx.drain.deadlineError() : null;
+          if (o.error) send(ws, ctx, { type: 'error', id: m.id, code: o.error.code, message: o.error.message, param: null });
+          if (cut) send(ws, ctx, { type: 'error', id: m.id, code: cut.code!, message: cut.message, param: null });
+          send(ws, ctx, { type: 'done', id: m.id, finish_reason: cut ? 'abort' : o.reason, stop_reason: o.stopReason, usage });
+          held.release();
+        },
+      });
+    } catch (err) {
+      ctx.metrics.requests.inc({ api: 'ws', status: 'rejected' });
+      throw err;
+    }
     ctx.metrics.requests.inc({ api: 'ws', status: 'accepted' });
-    d.gens.set(m.id, gen);
-    if (d.cancelledEarly.delete(m.id)) gen.cancel();
-    gen.start();
+    d.gens.set(m.id, run);
+    held.onDeadline = () => run.cancel();
+    if (d.cancelledEarly.delete(m.id)) run.cancel();
+    run.start();
   } catch (err) {
+    held.release();
     d.gens.delete(m.id);
     d.cancelledEarly.delete(m.id);
     if (err instanceof ApiError) return fail(err);

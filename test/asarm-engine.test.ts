@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineCore, EngineRequestError } from '../engine/core.js';
+import { validateParams } from '../engine/validate.js';
 import type { DoneMsg, GenerationParams, StepMsg } from '../engine/protocol.js';
 
 const MODEL = 'models/zoo/asarm-brown';
@@ -116,9 +117,9 @@ test('stream_steps: one step message per call, the canvas filling up to the comm
   for (let i = 1; i < masked.length; i++) assert.ok(masked[i]! <= masked[i - 1]!, `masks grew: ${masked}`);
 });
 
-test('bad settings are refused, naming the field', () => {
+test('bad settings are refused before admission (validateParams, which the server runs), naming the field', () => {
   const refused = (p: GenerationParams, field: string) => assert.throws(
-    () => core.generate(nextId++, PROMPT, p),
+    () => validateParams(core.model, p),
     (e: unknown) => e instanceof EngineRequestError && e.param === field,
   );
   refused(params({ speculativeK: 0 }), 'speculative_k');

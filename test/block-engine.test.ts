@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { BlockCache } from '../engine/block-cache.js';
+import { CacheManager } from '../engine/cache-manager.js';
+import { bd3lmLayout } from '../engine/families/bd3lm-cache.js';
 import { Bd3lmSequence } from '../engine/families/bd3lm.js';
 import { bd3lmFamily, blockModel } from '../engine/families/bd3lm-family.js';
 import { loadModelDir } from '../engine/manifest.js';
@@ -19,6 +20,8 @@ const MODEL = resolve(import.meta.dirname, '..', '..', 'models', 'zoo', 'bd3lm-b
 const dir = loadModelDir(MODEL);
 const m = dir.manifest;
 const shape = { nLayers: m.architecture.n_layers, nHeads: m.architecture.n_heads, headDim: m.architecture.head_dim };
+const layout = bd3lmLayout(m);
+const newCache = (bytes: number): CacheManager => new CacheManager(layout, bytes);
 const session = await ort.InferenceSession.create(join(MODEL, 'block.onnx'), { intraOpNumThreads: 1 });
 
 const runner = sessionRunner(m, new Map([['block', session]]));
@@ -30,7 +33,7 @@ function params(over: Partial<GenerationParams> = {}): GenerationParams {
 interface Run { tokens: number[]; seq: Bd3lmSequence }
 
 /** Runs the sequences to the end through the real scheduler (maxBatch = all of them). */
-async function generate(cache: BlockCache, reqs: { prompt: number[]; p: GenerationParams; recompute?: boolean }[], watch?: (runs: Run[]) => void): Promise<Run[]> {
+async function generate(cache: CacheManager, reqs: { prompt: number[]; p: GenerationParams; recompute?: boolean }[], watch?: (runs: Run[]) => void): Promise<Run[]> {
   const runs: Run[] = reqs.map(() => ({ tokens: [], seq: null as unknown as Bd3lmSequence }));
   let left = reqs.length;
   let done!: () => void;
@@ -43,7 +46,7 @@ async function generate(cache: BlockCache, reqs: { prompt: number[]; p: Generati
   }, 64, 64);
   reqs.forEach((r, i) => {
     const bs = r.p.blockSize ?? m.block!.size;
-    const seq = new Bd3lmSequence(i, r.prompt, r.p, bs, blockModel(m), cache, { commit: (t) => runs[i]!.tokens.push(...t), step: () => {} }, { recompute: r.recompute ?? false });
+    const seq = new Bd3lmSequence(i, r.prompt, r.p, bs, blockModel(m), layout, cache, { commit: (t) => runs[i]!.tokens.push(...t), step: () => {} }, { recompute: r.recompute ?? false });
     runs[i]!.seq = seq;
     sched.submit(seq as Sequence);
   });
@@ -58,8 +61,8 @@ async function generate(cache: BlockCache, reqs: { prompt: number[]; p: Generati
 const PROMPT = Array.from({ length: 21 }, (_, i) => 4 + ((i * 37) % 300));
 
 test('a sequence batched with others gives the same tokens as alone (same seed)', async () => {
-  const alone = await generate(new BlockCache(64 << 20, shape), [{ prompt: PROMPT, p: params({ seed: 5 }) }]);
-  const together = await generate(new BlockCache(64 << 20, shape), [
+  const alone = await generate(newCache(64 << 20), [{ prompt: PROMPT, p: params({ seed: 5 }) }]);
+  const together = await generate(newCache(64 << 20), [
     { prompt: PROMPT.slice(0, 3), p: params({ seed: 1, blockSize: 8, sampler: 'ddpm', steps: 3 }) },
     { prompt: PROMPT, p: params({ seed: 5 }) },
     { prompt: [], p: params({ seed: 2, sampler: 'first_hitting', maxTokens: 13 }) },
@@ -73,12 +76,12 @@ test('a sequence batched with others gives the same tokens as alone (same seed)'
 });
 
 test('prefix reuse: a second request with the same prompt reuses its blocks and gives the same tokens', async () => {
-  const cache = new BlockCache(64 << 20, shape);
+  const cache = newCache(64 << 20);
   const bs = m.block!.size;
   const first = await generate(cache, [{ prompt: PROMPT, p: params({ seed: 9 }) }]);
   assert.equal(first[0]!.seq.usage().cachedTokens, 0);
   const second = await generate(cache, [{ prompt: PROMPT, p: params({ seed: 9 }) }]);
-  const fresh = await generate(new BlockCache(64 << 20, shape), [{ prompt: PROMPT, p: params({ seed: 9 }) }]);
+  const fresh = await generate(newCache(64 << 20), [{ prompt: PROMPT, p: params({ seed: 9 }) }]);
   const whole = Math.floor(PROMPT.length / bs) * bs;
   assert.equal(second[0]!.seq.usage().cachedTokens, whole);
   assert.deepEqual(second[0]!.tokens, first[0]!.tokens);
@@ -92,7 +95,7 @@ test('prefix reuse: a second request with the same prompt reuses its blocks and 
 });
 
 test('references return to zero after every request ends, cancelled ones included', async () => {
-  const cache = new BlockCache(64 << 20, shape);
+  const cache = newCache(64 << 20);
   let ticks = 0;
   const rs = await generate(cache, [
     { prompt: PROMPT, p: params({ seed: 1 }) },
@@ -101,23 +104,23 @@ test('references return to zero after every request ends, cancelled ones include
   ], (runs) => { if (++ticks === 12) runs[1]!.seq.stop('cancelled'); });
   assert.equal(rs[1]!.seq.finishReason, 'cancelled');
   assert.ok(rs[1]!.tokens.length < 64);
-  assert.ok(cache.size > 0);
-  assert.equal(cache.references, 0);
+  assert.ok(cache.stats().blocks > 0);
+  assert.equal(cache.stats().references, 0);
 });
 
 test('the pool never holds more than its budget; when full, a sequence gives up its own oldest blocks', async () => {
   const bs = m.block!.size;
   const blockBytes = 2 * shape.nLayers * shape.nHeads * bs * shape.headDim * 4;
   const budget = blockBytes * 6; // less than two sequences' windows together
-  const cache = new BlockCache(budget, shape);
+  const cache = newCache(budget);
   let worst = 0;
   const runs = await generate(cache, [0, 1, 2, 3].map((s) => ({ prompt: PROMPT.map((t) => t + s), p: params({ seed: s, maxTokens: 40 }) })), () => {
-    worst = Math.max(worst, cache.bytes);
+    worst = Math.max(worst, cache.stats().bytes);
   });
   assert.ok(worst <= budget, `pool held ${worst} bytes, budget ${budget}`);
-  assert.ok(cache.evictions > 0, 'the budget forced evictions');
+  assert.ok(cache.stats().evictions > 0, 'the budget forced evictions');
   for (const r of runs) assert.equal(r.tokens.length, 40);
-  assert.equal(cache.references, 0);
+  assert.equal(cache.stats().references, 0);
 });
 
 test('block_size must be one the model lists (400 naming block_size)', () => {
@@ -129,14 +132,14 @@ test('block_size must be one the model lists (400 naming block_size)', () => {
 test('EOS ends the block and the sequence; stop ids too', async () => {
   // ignoreEos off and every token a stop id: the first block stops at once, nothing streams.
   const all = Array.from({ length: m.vocab_size }, (_, i) => i);
-  const r = await generate(new BlockCache(1 << 20, shape), [{ prompt: PROMPT, p: params({ ignoreEos: false, stopTokenIds: all }) }]);
+  const r = await generate(newCache(1 << 20), [{ prompt: PROMPT, p: params({ ignoreEos: false, stopTokenIds: all }) }]);
   assert.equal(r[0]!.seq.finishReason, 'stop');
   assert.deepEqual(r[0]!.tokens, []);
 });
 
 test('the cached path and the recompute-the-context path give the same tokens for the same seed', async () => {
   for (const p of [params({ seed: 11 }), params({ seed: 12, sampler: 'ddpm', steps: 3, blockSize: 8 })]) {
-    const cache = new BlockCache(64 << 20, shape);
+    const cache = newCache(64 << 20);
     const [cached] = await generate(cache, [{ prompt: PROMPT, p }]);
     const [recomputed] = await generate(cache, [{ prompt: PROMPT, p, recompute: true }]);
     assert.equal(cached!.tokens.length, 24);
@@ -148,8 +151,8 @@ test('the cached path and the recompute-the-context path give the same tokens fo
 
 test('ddpm_cache gives the tokens of ddpm with fewer calls (an unchanged block reuses its logits)', async () => {
   const p = params({ seed: 21, sampler: 'ddpm', steps: 16, blockSize: 4 });
-  const [plain] = await generate(new BlockCache(64 << 20, shape), [{ prompt: PROMPT, p }]);
-  const [cached] = await generate(new BlockCache(64 << 20, shape), [{ prompt: PROMPT, p: { ...p, sampler: 'ddpm_cache' } }]);
+  const [plain] = await generate(newCache(64 << 20), [{ prompt: PROMPT, p }]);
+  const [cached] = await generate(newCache(64 << 20), [{ prompt: PROMPT, p: { ...p, sampler: 'ddpm_cache' } }]);
   assert.deepEqual(cached!.tokens, plain!.tokens);
   assert.ok(cached!.seq.usage().nfe < plain!.seq.usage().nfe, `${cached!.seq.usage().nfe} vs ${plain!.seq.usage().nfe}`);
 });

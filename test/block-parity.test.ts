@@ -9,21 +9,18 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
+import { checkKvCases, readRaw, type KvCase } from './helpers/kv-cases.js';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const TOL = 1e-4;
 
 interface Index {
   graph: string;
-  cases: { name: string; inputs: Record<string, { type: 'int64' | 'float32'; dims: number[] }>; outputs: Record<string, number[]> }[];
+  cases: KvCase[];
   chain: { length: number; block_size: number; vocab: number; n_layers: number; n_heads: number; head_dim: number };
 }
 
-function read(path: string, type: 'int64' | 'float32'): BigInt64Array | Float32Array {
-  const b = readFileSync(path);
-  const buf = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
-  return type === 'int64' ? new BigInt64Array(buf) : new Float32Array(buf);
-}
+const read = readRaw;
 
 function makeCases(fp16: boolean): string {
   const dir = mkdtempSync(join(tmpdir(), 'dlm-block-parity-'));
@@ -38,28 +35,7 @@ for (const fp16 of [false, true]) {
     const dir = makeCases(fp16);
     const index = JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as Index;
     const session = await ort.InferenceSession.create(index.graph);
-    for (const c of index.cases) {
-      const feeds: Record<string, ort.Tensor> = {};
-      for (const [name, spec] of Object.entries(c.inputs)) feeds[name] = new ort.Tensor(spec.type, read(join(dir, `${c.name}.${name}.bin`), spec.type), spec.dims);
-      const out = await session.run(feeds);
-      const am = feeds.attention_mask!.data as BigInt64Array;
-      const [B, Lb] = c.inputs.tokens!.dims as [number, number];
-      for (const [name, dims] of Object.entries(c.outputs)) {
-        assert.deepEqual(out[name]!.dims, dims, `${c.name}.${name} dims`);
-        const got = out[name]!.data as Float32Array;
-        const want = read(join(dir, `${c.name}.${name}.bin`), 'float32') as Float32Array;
-        let worst = 0;
-        for (let i = 0; i < want.length; i++) {
-          // Which (row, block position) a flat index belongs to: logits [B,Lb,V], presents [B,nL,H,Lb,Dh].
-          const b = Math.floor(i / (want.length / B));
-          const pos = name === 'logits' ? Math.floor(i / dims[2]!) % Lb : Math.floor(i / dims[4]!) % Lb;
-          if (am[b * Lb + pos] === 0n) continue; // padded block positions are never read
-          worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-        }
-        assert.ok(worst <= TOL, `${c.name}.${name}: max |ORT - torch| = ${worst}`);
-        assert.ok(want.some((x) => Math.abs(x) > 1e-3), `${c.name}.${name} carries signal`);
-      }
-    }
+    await checkKvCases(session, dir, index.cases, TOL);
 
     // The engine's path: block by block, appending present K/V, equals the full forward.
     const ch = index.chain;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ROOT, SpawnedServer, freePort, serverWaiting as waiting } from './helpers/spawned-server.js';
+import { ROOT, SpawnedServer, freePort } from './helpers/spawned-server.js';
 
 const artifacts = join(ROOT, 'test-artifacts');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -54,7 +54,6 @@ async function finished(reply: ReturnType<Page['locator']>): Promise<void> {
 }
 
 before(async () => {
-  if (waiting) return;
   mkdirSync(artifacts, { recursive: true });
   server = new SpawnedServer(await freePort());
   await server.start();
@@ -82,7 +81,7 @@ after(async () => {
   await server?.stop();
 });
 
-test('a message gets a reply streamed block by block, with its numbers underneath', { skip: waiting }, async () => {
+test('a message gets a reply streamed block by block, with its numbers underneath', async () => {
   // Longer than one denoising window (half the context), so the reply streams in at least two
   // pieces whatever order the sampler unmasks a window in: within one window the first position
   // may be decoded last, and then that window arrives whole.
@@ -106,7 +105,7 @@ test('a message gets a reply streamed block by block, with its numbers underneat
   assert.match(stats ?? '', /\d+ tokens · [\d.]+ tok\/s · \d+ NFE .*first block \d+ ms/);
 });
 
-test('the canvas view shows masked positions being unmasked step by step', { skip: waiting }, async () => {
+test('the canvas view shows masked positions being unmasked step by step', async () => {
   await settings({ maxTokens: '32', steps: '16', canvas: true, fixedLength: true });
   // Which cell states the live view ever painted.
   await page.evaluate(`(() => {
@@ -134,7 +133,7 @@ test('the canvas view shows masked positions being unmasked step by step', { ski
   await page.screenshot({ path: join(artifacts, 'chat-canvas.png') });
 });
 
-test('stop cancels a long reply and keeps what had arrived', { skip: waiting }, async () => {
+test('stop cancels a long reply and keeps what had arrived', async () => {
   await settings({ ...SLOW, maxTokens: longReply, canvas: true, fixedLength: true });
   const reply = await ask('A long story');
   // Stop once the reply has visibly started (a step painted or a block committed).
@@ -146,7 +145,7 @@ test('stop cancels a long reply and keeps what had arrived', { skip: waiting }, 
   await page.locator('#send:not([disabled])').waitFor();
 });
 
-test('a server error frame is shown to the user, and the chat goes on', { skip: waiting }, async () => {
+test('a server error frame is shown to the user, and the chat goes on', async () => {
   await settings({ sampler: 'no-such-sampler' });
   const reply = await ask('This should fail');
   const error = reply.getByTestId('error');
@@ -158,7 +157,7 @@ test('a server error frame is shown to the user, and the chat goes on', { skip: 
   await finished(ok);
 });
 
-test('a dropped connection is shown, retried, and the page works again when the server is back', { skip: waiting }, async () => {
+test('a dropped connection is shown, retried, and the page works again when the server is back', async () => {
   await settings({ ...SLOW, maxTokens: longReply, fixedLength: true });
   const reply = await ask('Interrupted');
   await server.stop();
@@ -177,7 +176,7 @@ test('a dropped connection is shown, retried, and the page works again when the 
   await page.screenshot({ path: join(artifacts, 'chat.png') });
 });
 
-test('a server with API keys: the page says it needs one, then chats with it', { skip: waiting }, async () => {
+test('a server with API keys: the page says it needs one, then chats with it', async () => {
   const locked = new SpawnedServer(await freePort(), ['--api-key', 'sesame']);
   await locked.start();
   const context = await (browser as Browser).newContext({ viewport: { width: 1100, height: 760 } });

@@ -6,12 +6,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from 'tokenizers';
 import WebSocket from 'ws';
-import { SpawnedServer, TEST_MODEL_DIR, freePort, serverWaiting as waiting } from './helpers/spawned-server.js';
+import { SpawnedServer, TEST_MODEL_DIR, freePort } from './helpers/spawned-server.js';
 
 let server: SpawnedServer;
 
 before(async () => {
-  if (waiting) return;
   server = new SpawnedServer(await freePort());
   await server.start();
 });
@@ -20,7 +19,7 @@ after(async () => {
   await server?.stop();
 });
 
-test('npm start serves the chat page at /, and --no-chat turns it off', { skip: waiting }, async () => {
+test('npm start serves the chat page at /, and --no-chat turns it off', async () => {
   const page = await fetch(`${server.base}/`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<title>dlm-serve chat<\/title>/);
@@ -46,7 +45,7 @@ interface Frame {
   message?: string;
 }
 
-test('step frames carry canvas_text: the text of each position, null where masked', { skip: waiting }, async () => {
+test('step frames carry canvas_text: the text of each position, null where masked', async () => {
   const manifest = JSON.parse(readFileSync(join(TEST_MODEL_DIR, 'model.json'), 'utf8')) as { special_tokens: { mask: number } };
   const maskId = manifest.special_tokens.mask;
   const tokenizer = Tokenizer.fromFile(join(TEST_MODEL_DIR, 'tokenizer.json'));
@@ -89,7 +88,7 @@ test('step frames carry canvas_text: the text of each position, null where maske
   assert.ok(masked > 0 && shown > 0, `the steps showed ${masked} masked and ${shown} unmasked positions`);
 });
 
-test('without stream_steps there are no step frames', { skip: waiting }, async () => {
+test('without stream_steps there are no step frames', async () => {
   const ws = new WebSocket(`${server.base.replace('http', 'ws')}/v1/ws`);
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const types: string[] = [];

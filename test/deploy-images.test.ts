@@ -114,24 +114,42 @@ function checkImage(path: string): Stage {
   assert.ok(cmd, `${path}: no CMD`);
   assert.equal(jsonArgs(cmd).join(' '), pkg.scripts.start, `${path}: CMD differs from npm start`);
 
-  // The build stage builds, drops dev dependencies, and the final stage carries dist and models.
-  const build = stages.find((s) => s.name === 'build');
-  assert.ok(build, `${path}: no build stage`);
-  const buildRuns = all(build, 'RUN').map((r) => r.getArgumentsContent()).join('\n');
-  assert.match(buildRuns, /npm run build/);
-  assert.match(buildRuns, /npm prune --omit=dev/);
-  const copied = all(final, 'COPY').map((c) => c.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith('--'))[0]);
-  for (const p of ['/app/dist', '/app/node_modules', '/app/package.json', '/app/models/zoo', '/app/server/public']) {
-    assert.ok(copied.includes(p), `${path}: final stage does not copy ${p}`);
-  }
   return final;
 }
 
-test('CPU image: Node 20 slim, non-root, port, health check, npm start', () => {
+const runsOf = (s: Stage): string => all(s, 'RUN').map((r) => r.getArgumentsContent()).join('\n');
+const copySources = (s: Stage): string[] => all(s, 'COPY').map((c) => c.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith('--'))[0]!);
+
+test('CPU image: Node 20 slim, non-root, port, health check, npm start, serving the edge bundle', () => {
+  const stages = stagesOf('deploy/Dockerfile.cpu');
   const final = checkImage('deploy/Dockerfile.cpu');
   assert.equal(final.image, 'node:20-bookworm-slim');
   assert.equal(envOf(final).get('DLM_DEVICE'), 'cpu');
+  // The build stage makes the bundle (npm run bundle) into one folder; the final stage copies
+  // exactly that folder into its WORKDIR, so CMD's dist/server/main.js is the bundle's.
+  const build = stages.find((s) => s.name === 'build');
+  assert.ok(build, 'no build stage');
+  const out = /npm run bundle -- --out (\S+)/.exec(runsOf(build))?.[1];
+  assert.ok(out, 'the build stage does not run npm run bundle -- --out DIR');
+  const copies = all(final, 'COPY').map((c) => c.getArguments().map((a) => a.getValue()));
+  assert.deepEqual(copies, [[out, last(final, 'WORKDIR')!.getArgumentsContent()!]], 'the final stage copies more or less than the bundle');
+  assert.equal((all(final, 'COPY')[0] as unknown as { getFromFlag(): { getValue(): string | null } }).getFromFlag().getValue(), 'build');
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+  assert.match(pkg.scripts.bundle ?? '', /node dist\/scripts\/bundle\.js$/, 'npm run bundle must end in the bundler so --out reaches it');
 });
+
+test('GPU image: the build stage builds and prunes, the final stage carries dist, node_modules and the models', () => {
+  const stages = stagesOf('deploy/Dockerfile.gpu');
+  const final = stages.at(-1)!;
+  const build = stages.find((s) => s.name === 'build');
+  assert.ok(build, 'no build stage');
+  assert.match(runsOf(build), /npm run build/);
+  assert.match(runsOf(build), /npm prune --omit=dev/);
+  for (const p of ['/app/dist', '/app/node_modules', '/app/package.json', '/app/models/zoo', '/app/server/public']) {
+    assert.ok(copySources(final).includes(p), `final stage does not copy ${p}`);
+  }
+});
+
 
 test('GPU image: CUDA 13 runtime base with Node 20, provider installed and checked at build', () => {
   const stages = stagesOf('deploy/Dockerfile.gpu');
@@ -166,7 +184,7 @@ test('GPU image: CUDA 13 runtime base with Node 20, provider installed and check
 
 test('.dockerignore keeps build outputs and caches out of the context but not the sources', () => {
   const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  for (const p of ['node_modules', 'dist', '.work', '.git']) assert.ok(ignored.includes(p), `${p} not ignored`);
+  for (const p of ['node_modules', 'dist', 'build', '.work', '.git']) assert.ok(ignored.includes(p), `${p} not ignored`);
   for (const p of ['engine', 'models', 'scripts', 'package.json', 'package-lock.json']) assert.ok(!ignored.includes(p), `${p} must stay in the context`);
 });
 
@@ -278,22 +296,110 @@ test('Kubernetes: the HPA scales the Deployment on the queue-depth metric the ad
   assert.deepEqual(arr(kustomize.resources, 'resources').sort(), ['deployment.yaml', 'hpa.yaml', 'service.yaml']);
 });
 
-// Names the server must read: every setting the deployment files pass in, and the metric the
-// HPA scales on. Runs once the server is in the tree; until then it is reported as not run.
-const serverDir = join(ROOT, 'server');
-const serverSources = existsSync(serverDir) ? readdirSync(serverDir, { recursive: true }).map(String).filter((f) => f.endsWith('.ts')) : [];
-test('every DLM_* setting the images and manifests pass is one the server reads, and it exports the HPA metric', { skip: serverSources.length === 0 && 'server/ is not in this tree yet: names not cross-checked' }, () => {
-  const source = serverSources.map((f) => readFileSync(join(serverDir, f), 'utf8')).join('\n');
-  const names = new Set<string>(['PORT']);
-  for (const f of ['deploy/Dockerfile.cpu', 'deploy/Dockerfile.gpu']) for (const s of stagesOf(f)) for (const k of envOf(s).keys()) names.add(k);
+// Every manifest, validated against the Kubernetes API's OpenAPI schemas (kubernetes-models'
+// generated validators; the PodMonitor against the Prometheus Operator's CRD schema).
+const SCHEMAS: Record<string, () => Promise<new (o: Obj) => { validate(): void }>> = {
+  'apps/v1/Deployment': async () => (await import('kubernetes-models/apps/v1')).Deployment as never,
+  'v1/Service': async () => (await import('kubernetes-models/v1')).Service as never,
+  'autoscaling/v2/HorizontalPodAutoscaler': async () => (await import('kubernetes-models/autoscaling/v2')).HorizontalPodAutoscaler as never,
+  'monitoring.coreos.com/v1/PodMonitor': async () => (await import('@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1')).PodMonitor as never,
+};
+
+function manifests(): Array<{ file: string; o: Obj }> {
+  const dir = join(ROOT, 'deploy/k8s');
+  const out: Array<{ file: string; o: Obj }> = [];
+  for (const f of readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'prometheus-adapter-values.yaml' && f !== 'kustomization.yaml')) {
+    for (const doc of parseAllDocuments(readFileSync(join(dir, f), 'utf8'))) out.push({ file: f, o: obj(doc.toJS(), f) });
+  }
+  return out;
+}
+
+test('Kubernetes: every manifest is valid against the API schema of its kind', async () => {
+  const seen: string[] = [];
+  for (const { file, o } of manifests()) {
+    const key = `${String(o.apiVersion)}/${String(o.kind)}`;
+    const model = SCHEMAS[key];
+    assert.ok(model, `${file}: no schema known for ${key}`);
+    const Model = await model();
+    assert.doesNotThrow(() => new Model(o).validate(), `${file}: ${key} does not validate`);
+    seen.push(String(o.kind));
+  }
+  assert.deepEqual(seen.sort(), ['Deployment', 'HorizontalPodAutoscaler', 'PodMonitor', 'Service']);
+  // The validator is live: the same Deployment with a port named where a number belongs fails.
+  const dep = structuredClone(manifests().find((m) => m.o.kind === 'Deployment')!.o) as { spec: { template: { spec: { containers: Array<{ ports: Array<{ containerPort: unknown }> }> } } } };
+  dep.spec.template.spec.containers[0]!.ports[0]!.containerPort = 'http';
+  const Deployment = await SCHEMAS['apps/v1/Deployment']!();
+  assert.throws(() => new Deployment(dep as unknown as Obj).validate(), /containerPort must be integer/);
+});
+
+/** Every DLM_* / PORT / HOST / LOG_LEVEL setting the images, compose and the Deployment pass, with the value they give it. */
+function passedSettings(): Map<string, Set<string>> {
+  const settings = new Map<string, Set<string>>();
+  const add = (name: string, value: unknown): void => {
+    if (!(name === 'PORT' || name === 'HOST' || name === 'LOG_LEVEL' || name.startsWith('DLM_'))) return; // NODE_ENV, HOME, NVIDIA_*: not the server's
+    if (!settings.has(name)) settings.set(name, new Set());
+    // Compose's ${VAR:-} and a Secret reference pass no literal value.
+    if (typeof value === 'string' && !value.includes('${')) settings.get(name)!.add(value);
+  };
+  for (const f of ['deploy/Dockerfile.cpu', 'deploy/Dockerfile.gpu']) for (const st of stagesOf(f).slice(-1)) for (const [k, v] of envOf(st)) add(k, v);
   const compose = obj(parseYaml(read('deploy/compose.yaml'), { merge: true }), 'compose');
-  for (const svc of Object.values(obj(compose.services, 'services'))) for (const k of Object.keys(obj(obj(svc, 'svc').environment, 'env'))) names.add(k);
+  for (const svc of Object.values(obj(compose.services, 'services'))) for (const [k, v] of Object.entries(obj(obj(svc, 'svc').environment, 'env'))) add(k, v);
   const dep = k8s().get('Deployment')!;
   const c = obj(arr(obj(obj(obj(dep.spec, 'spec').template, 'template').spec, 'pod').containers, 'containers')[0], 'container');
-  for (const e of arr(c.env, 'env')) names.add(String(obj(e, 'env').name));
-  for (const n of names) {
-    if (!(n === 'PORT' || n === 'HOST' || n === 'LOG_LEVEL' || n.startsWith('DLM_'))) continue; // NODE_ENV, HOME, NVIDIA_*: not the server's
-    assert.ok(source.includes(n), `the server reads no ${n}`);
+  for (const e of arr(c.env, 'env')) add(String(obj(e, 'env').name), obj(e, 'env').value);
+  return settings;
+}
+
+test('every setting the images and manifests pass is one the server reads, and each value they pass is one it accepts', async () => {
+  const { parseConfig } = await import('../server/config.js');
+  const settings = passedSettings();
+  assert.ok(settings.has('DLM_DEVICE') && settings.has('DLM_MODEL'), 'no settings found in the deployment files');
+  // What the server's configuration really reads, by name: a comment naming a setting reads nothing.
+  const names = new Set<string>();
+  const recording = new Proxy({} as NodeJS.ProcessEnv, { get: (_t, k) => { if (typeof k === 'string') names.add(k); return undefined; } });
+  parseConfig([], recording);
+  for (const name of settings.keys()) assert.ok(names.has(name), `the server reads no ${name}`);
+  for (const [name, values] of settings) {
+    for (const v of values) {
+      const config = parseConfig([], { [name]: v });
+      assert.notEqual(config, 'help');
+      if (name === 'PORT') assert.equal((config as { port: number }).port, Number(v));
+      if (name === 'DLM_DEVICE') assert.equal((config as { device: string }).device, v);
+    }
   }
-  assert.ok(source.includes('vllm:num_requests_waiting'), 'the server exports no vllm:num_requests_waiting');
+});
+
+test('the metric the HPA scales on is a gauge that the real server serves on /metrics, where the Deployment says', async () => {
+  const { serve } = await import('./helpers/served.js');
+  const s = await serve();
+  let text: string;
+  try {
+    const r = await fetch(`${s.base}/metrics`);
+    assert.equal(r.status, 200);
+    text = await r.text();
+  } finally {
+    await s.close();
+  }
+  const adapter = obj(parseYaml(read('deploy/k8s/prometheus-adapter-values.yaml')), 'adapter values');
+  const rule = obj(arr(obj(adapter.rules, 'rules').custom, 'custom')[0], 'rule');
+  const series = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{/.exec(String(rule.seriesQuery))?.[1];
+  assert.ok(series, `seriesQuery ${String(rule.seriesQuery)} names no series`);
+  assert.match(text, new RegExp(`^# TYPE ${series} gauge$`, 'm'), `/metrics serves no gauge ${series}`);
+  assert.match(text, new RegExp(`^${series}\\{[^}]*\\} \\d`, 'm'), `/metrics has no sample of ${series}`);
+  // The adapter's rename matches that series, and the HPA asks for what it renames it to.
+  const name = obj(rule.name, 'rule.name');
+  assert.match(series, new RegExp(String(name.matches)));
+  const hpa = obj(k8s().get('HorizontalPodAutoscaler')!.spec, 'hpa.spec');
+  assert.equal(obj(obj(obj(arr(hpa.metrics, 'metrics')[0], 'metric').pods, 'pods').metric, 'pods.metric').name, name.as);
+  // Prometheus scrapes the path and port that serve it.
+  const dep = k8s().get('Deployment')!;
+  const tpl = obj(obj(dep.spec, 'spec').template, 'template');
+  const ann = obj(obj(tpl.metadata, 'metadata').annotations, 'annotations');
+  assert.equal(ann['prometheus.io/path'], '/metrics');
+  assert.equal(ann['prometheus.io/port'], String(PORT));
+  const pm = manifests().find((m) => m.o.kind === 'PodMonitor')!.o;
+  const ep = obj(arr(obj(pm.spec, 'spec').podMetricsEndpoints, 'endpoints')[0], 'endpoint');
+  assert.equal(ep.path, '/metrics');
+  const ports = arr(obj(arr(obj(tpl.spec, 'pod').containers, 'containers')[0], 'container').ports, 'ports').map((p) => obj(p, 'port'));
+  assert.ok(ports.some((p) => p.name === ep.port && p.containerPort === PORT), `PodMonitor port ${String(ep.port)} is not the served port`);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { DuoSequence, RemdmSequence, type WindowedModel } from '../engine/samplers/duo-sequence.js';
+import { DuoSequence, MaskedWindowSequence, type WindowedModel } from '../engine/samplers/duo-sequence.js';
 import { DecodeWindow } from '../engine/samplers/duo-window.js';
 import type { GenerationParams } from '../engine/protocol.js';
 import type { BatchTensor } from '../engine/row-tensor.js';
@@ -105,8 +105,8 @@ test('Duo sequences through the scheduler and a real graph: batched equals alone
 test('ReMDM on an LDDM graph: the latent is carried per sequence through batches and windows', async () => {
   const s = await ort.InferenceSession.create(join(FIX, 'lddm.onnx'), { intraOpNumThreads: 1 });
   const specs = [{ prompt: [1, 2], seed: 3 }, { prompt: [7, 8, 9, 10], seed: 4 }];
-  const mk = (sink: Parameters<Parameters<typeof drive>[1]>[0], i: number): RemdmSequence =>
-    new RemdmSequence(i, specs[i]!.prompt, params({ sampler: 'remdm', remasking: { schedule: 'rescale', eta: 0.3 }, maxTokens: 14, seed: specs[i]!.seed }), lddmModel, sink);
+  const mk = (sink: Parameters<Parameters<typeof drive>[1]>[0], i: number): MaskedWindowSequence =>
+    new MaskedWindowSequence(i, specs[i]!.prompt, params({ sampler: 'remdm', remasking: { schedule: 'rescale', eta: 0.3 }, maxTokens: 14, seed: specs[i]!.seed }), lddmModel, sink);
   const both = await drive(s, mk, 2);
   const alone = [(await drive(s, (sink) => mk(sink, 0), 1)).out[0], (await drive(s, (sink) => mk(sink, 1), 1)).out[0]];
   assert.deepEqual(both.out, alone);
@@ -114,6 +114,6 @@ test('ReMDM on an LDDM graph: the latent is carried per sequence through batches
     assert.equal(out.length, 14);
     assert.ok(!out.includes(15), 'no [MASK] is ever committed');
   }
-  const seq = both.seqs[0] as RemdmSequence;
+  const seq = both.seqs[0] as MaskedWindowSequence;
   assert.ok(seq.latent!.data.some((x) => x !== 0), 'the latent holds the last call\'s hidden state');
 });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineRequestError } from '../engine/errors.js';
-import { DirectRunner, type DirectResult } from '../engine/families/e2d2-direct.js';
+import { DirectRunner, type DirectResult } from '../engine/direct-runner.js';
 import { e2d2Family, makeE2d2Family } from '../engine/families/e2d2-family.js';
 import type { GenerationParams } from '../engine/protocol.js';
 

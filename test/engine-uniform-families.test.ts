@@ -1,9 +1,10 @@
-// The Duo and ReMDM/LDDM families inside EngineCore on the shipped models: the engine's own
-// checks (for clients that reach it without the server's), each naming the request field,
-// and the step stream of a Duo window.
+// The Duo and ReMDM/LDDM families inside EngineCore on the shipped models: the settings checks
+// the server runs before admission (validateParams), each naming the request field, and the
+// step stream of a Duo window.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineCore, EngineRequestError } from '../engine/core.js';
+import { validateParams } from '../engine/validate.js';
 import type { DoneMsg, GenerationParams, StepMsg } from '../engine/protocol.js';
 
 const cores: Record<string, EngineCore> = {};
@@ -31,7 +32,7 @@ function params(core: EngineCore, over: Partial<GenerationParams>): GenerationPa
 function refusedParam(k: string, over: Partial<GenerationParams>): string | undefined {
   const core = cores[k]!;
   try {
-    core.generate(nextId++, [5, 6], params(core, over));
+    validateParams(core.model, params(core, over));
   } catch (err) {
     assert.ok(err instanceof EngineRequestError, String(err));
     return err.param;
@@ -39,7 +40,7 @@ function refusedParam(k: string, over: Partial<GenerationParams>): string | unde
   assert.fail(`${k} ${JSON.stringify(over)} was accepted`);
 }
 
-test('the engine refuses what does not fit, naming the field', () => {
+test('what does not fit the model is refused, naming the field', () => {
   assert.equal(refusedParam('duo', { sampler: 'ddpm' }), 'sampler');
   assert.equal(refusedParam('duo', { sampler: 'duo', remasking: { schedule: 'cap', eta: 0.1 } }), 'remasking');
   assert.equal(refusedParam('duo', { sampler: 'duo', blockSize: 500 }), 'block_size');

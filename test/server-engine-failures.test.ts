@@ -1,6 +1,6 @@
-// What clients see when the engine is full or dies under them, through the real server: a clear
-// error (429 + Retry-After when full, 503 when the engine died; both retryable), and the server
-// still serving afterwards.
+// What clients see when the engine is full, dies or hangs under them, through the real server: a
+// clear error (429 + Retry-After when full, 503 when the engine died or hung; both retryable),
+// and the server still serving afterwards.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -25,6 +25,16 @@ after(async () => {
 });
 
 const long = { prompt: 'Go', max_tokens: 64, steps: 32, ignore_eos: true } as const;
+
+/** Whether a small completion is served (200) within `ms`, retrying while the engine restarts. */
+async function servedWithin(base: string, ms: number): Promise<boolean> {
+  for (const deadline = Date.now() + ms; Date.now() < deadline;) {
+    const r = await fetch(`${base}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'x', max_tokens: 4, steps: 4 }) });
+    if (r.status === 200) return true;
+    await new Promise((r2) => setTimeout(r2, 100));
+  }
+  return false;
+}
 
 test('a full engine queue is a 429 queue_full with Retry-After, and the requests already in keep going', async () => {
   const a = client.completions.create({ model: s.engine.model.name, ...long, seed: 1 } as OpenAI.CompletionCreateParamsNonStreaming);
@@ -55,12 +65,41 @@ test('an engine that dies mid-request fails that request with engine_crashed; th
   assert.equal(body.error.code, 'engine_crashed');
   assert.equal(body.error.type, 'server_error');
   // The engine restarts by itself; the next request is served.
-  let ok = false;
-  for (let i = 0; i < 100 && !ok; i++) {
-    const r = await fetch(`${s.base}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'x', max_tokens: 4, steps: 4 }) });
-    ok = r.status === 200;
-    if (!ok) await new Promise((r2) => setTimeout(r2, 100));
-  }
-  assert.ok(ok, 'served after the engine restarted');
+  assert.ok(await servedWithin(s.base, 10_000), 'served after the engine restarted');
   await waitIdle(s.base);
+});
+
+test('a hung engine (alive, silent with work in flight): /health turns 503, the watchdog kills and restarts it, the request fails with engine_crashed', async () => {
+  // Its stats after every tick are the heartbeat; a short watchdog so that the test is quick.
+  const hangs = await startEngine({ modelDir: TEST_MODEL_DIR, device: 'cpu', threads: 1, watchdogMs: 3000 });
+  const h = await serve({ engine: hangs });
+  try {
+    assert.equal((await fetch(`${h.base}/health`)).status, 200);
+    const pending = fetch(`${h.base}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...long, steps: 1000, seed: 4 }) });
+    await new Promise((r) => setTimeout(r, 150));
+    const pid = hangs.pid!;
+    // Stopped, the process lives on but runs no tick: a hang, not a crash.
+    process.kill(pid, 'SIGSTOP');
+    let sick = false;
+    for (let i = 0; i < 60 && !sick; i++) {
+      sick = (await fetch(`${h.base}/health`)).status === 503;
+      if (!sick) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(sick, '/health reported the silent engine');
+    const res = await pending;
+    assert.equal(res.status, 503);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'engine_crashed');
+    assert.match(body.error.message, /hung/);
+    assert.notEqual(hangs.pid, pid, 'a fresh engine process');
+    assert.ok(await servedWithin(h.base, 10_000), 'served after the watchdog restarted the engine');
+    assert.equal((await fetch(`${h.base}/health`)).status, 200);
+    // Idle: nothing in flight, so silence is no hang.
+    await new Promise((r) => setTimeout(r, 3500));
+    assert.equal((await fetch(`${h.base}/health`)).status, 200);
+    assert.equal(hangs.restarts, 1);
+  } finally {
+    await h.close();
+    await hangs.close();
+  }
 });

@@ -124,6 +124,35 @@ test('remdm with a remasking setting on an MDLM model', async () => {
   assert.notEqual(plain.choices[0]!.text, strong.choices[0]!.text);
 });
 
+/** Times a decoded canvas position is [MASK] again in the next step frame. */
+function remaskings(frames: Frame[], maskId: number): number {
+  const canvases = frames.filter((f) => f.type === 'step').map((f) => f.canvas as number[]);
+  let n = 0;
+  for (let k = 1; k < canvases.length; k++) {
+    canvases[k]!.forEach((tok, i) => {
+      if (tok === maskId && canvases[k - 1]![i] !== maskId) n++;
+    });
+  }
+  return n;
+}
+
+test('remasking sends decoded tokens back to [MASK]; eta 0 never does', async () => {
+  // The texts above could differ without a single remasking (sigma also moves how much mass
+  // the masked positions decode with); the canvases show the remasking itself.
+  const maskId = servers.mdlm.s.engine.model.maskId!;
+  const settings = { max_tokens: 16, steps: 8, ignore_eos: true, seed: 5, stream_steps: true };
+  const got = await overWs('mdlm', [
+    { id: 'plain', settings: { ...settings, remasking: { schedule: 'rescale', eta: 0 } } },
+    { id: 'strong', settings: { ...settings, remasking: { schedule: 'rescale', eta: 1 } } },
+  ]);
+  for (const id of ['plain', 'strong']) {
+    assert.equal(got.get(id)!.filter((f) => f.type === 'step').length, 8, id);
+    assert.equal(got.get(id)!.at(-1)!.type, 'done', id);
+  }
+  assert.equal(remaskings(got.get('plain')!, maskId), 0);
+  assert.ok(remaskings(got.get('strong')!, maskId) > 0, 'no decoded token went back to [MASK]');
+});
+
 test('the LDDM model serves (ddpm and remdm carry the latent), and refuses samplers that would drop it', async () => {
   const m = servers.lddm.s.engine.model;
   assert.equal(m.family, 'mdlm');

@@ -6,6 +6,7 @@ import { parseConfig, ConfigError } from '../server/config.js';
 import { resolveParams } from '../server/settings.js';
 import { ApiError } from '../server/errors.js';
 import type { ModelInfo } from '../engine/protocol.js';
+import { loadModelDir } from '../engine/manifest.js';
 
 test('the slow-reader queue merges deltas and keeps only the newest step canvas', () => {
   const q = new OutboundQueue();
@@ -55,6 +56,8 @@ test('CLI: flags win over env, every flag has an env, bad values are errors', ()
   assert.equal(parseConfig(['-h'], {}), 'help');
 });
 
+// A BD3-LM model of 64 tokens: the shipped one's manifest with the sizes this test reads.
+const base = loadModelDir('models/zoo/bd3lm-brown').manifest;
 const model: ModelInfo = {
   name: 'm',
   family: 'bd3lm',
@@ -62,11 +65,15 @@ const model: ModelInfo = {
   maxLength: 64,
   maskId: 99,
   eosId: 1,
-  samplers: ['ddpm', 'confidence'],
+  samplers: ['ddpm', 'confidence_topk'],
   defaults: { maxTokens: 48, sampler: 'ddpm', steps: 16, temperature: 1, topP: 1, topK: 0, ignoreEos: false, blockSize: 8 },
   limits: { maxSteps: 256, blockSizes: [4, 8, 16], maxSpeculativeK: null, maxTokens: null },
   device: 'cpu',
   precision: 'fp32',
+  manifest: {
+    ...base, name: 'm', vocab_size: 100, max_length: 64, samplers: ['ddpm', 'confidence_topk'],
+    special_tokens: { ...base.special_tokens, mask: 99, eos: 1 }, block: { size: 8, sizes: [4, 8, 16] },
+  },
 };
 
 test('settings: defaults fill in, max_tokens shrinks to the room left, EOS stops unless ignored', () => {
@@ -76,7 +83,7 @@ test('settings: defaults fill in, max_tokens shrinks to the room left, EOS stops
   assert.equal(p.blockSize, 8);
   assert.deepEqual(p.stopTokenIds, [1]);
   assert.equal(p.seed, 5);
-  const q = resolveParams({ max_completion_tokens: 10, block_size: 16, ignore_eos: true, top_k: -1, sampler: 'confidence' }, model, 4, 0);
+  const q = resolveParams({ max_completion_tokens: 10, block_size: 16, ignore_eos: true, top_k: -1, sampler: 'confidence_topk' }, model, 4, 0);
   assert.equal(q.maxTokens, 10);
   assert.equal(q.blockSize, 16);
   assert.deepEqual(q.stopTokenIds, []);

@@ -4,7 +4,7 @@
 // does it, KV caches of committed blocks); each call's feeds also go through the int8 sessions,
 // and the two logits are compared position by position where the sampler reads them (positions
 // whose input is [MASK] in masked families; every position otherwise).
-import { DirectRunner } from '../families/e2d2-direct.js';
+import { DirectRunner } from '../direct-runner.js';
 import { familyOf } from '../families/registry.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Runner } from '../scheduler.js';
@@ -69,7 +69,7 @@ export async function precisionDrift(modelDir: string, prompts: number[][], para
     },
   };
   try {
-    await ref.run(family, prompts, prompts.map((_, i) => ({ ...params, seed: params.seed + i })), prompts.length, undefined, comparing);
+    await ref.run(family, prompts, prompts.map((_, i) => ({ ...params, seed: params.seed + i })), { maxBatch: prompts.length, runner: comparing });
   } finally {
     await ref.close();
     await q.close();

@@ -1,12 +1,12 @@
 // ASSD on an any-subset autoregressive model as a registered family: settings checks and the
 // sequence it builds.
-import { EngineRequestError } from '../errors.js';
+import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
-import type { Family } from './registry.js';
+import type { Family } from './family.js';
 import { AsarmSequence, type AsarmModel } from './asarm.js';
 
-/** Largest speculative_k a request may ask for (ModelInfo.limits.maxSpeculativeK says the same). */
+/** Largest speculative_k a request may ask for (ModelInfo.limits.maxSpeculativeK). */
 export const MAX_SPECULATIVE_K = 16;
 const DEFAULT_K = 5;
 
@@ -22,18 +22,13 @@ export function asarmModel(m: Manifest): AsarmModel {
 
 export const asarmFamily: Family = {
   validate(params: GenerationParams, m: Manifest): void {
-    if (params.sampler !== 'assd') {
-      throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (assd)`, 'sampler');
-    }
+    if (params.sampler !== 'assd') throw new SettingsError('sampler', `'${params.sampler}' is not supported by ${m.name} (assd)`);
     const k = params.speculativeK ?? asarmModel(m).speculativeK;
     if (!Number.isInteger(k) || k < 1 || k > MAX_SPECULATIVE_K) {
-      throw new EngineRequestError('invalid_request', `speculative_k must be an integer in [1, ${MAX_SPECULATIVE_K}], got ${k}`, 'speculative_k');
-    }
-    if (params.remasking !== undefined) {
-      throw new EngineRequestError('invalid_request', `remasking is a masked-diffusion setting; ${m.name} decodes with ASSD`, 'remasking');
+      throw new SettingsError('speculative_k', `must be an integer in [1, ${MAX_SPECULATIVE_K}], got ${k}`);
     }
     if (params.confidenceThreshold !== undefined) {
-      throw new EngineRequestError('invalid_request', `confidence_threshold is a masked-diffusion setting; ${m.name} decodes with ASSD`, 'confidence_threshold');
+      throw new SettingsError('confidence_threshold', `is a masked-diffusion setting; ${m.name} decodes with ASSD`, 'unsupported_parameter');
     }
   },
   create(id, prompt, params, { manifest, sink }) {

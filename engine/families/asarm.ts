@@ -9,6 +9,7 @@
 // right, every other prompt token is context), and the output is the prompt with its holes
 // filled, streamed as far as the holes before it are decoded. Nothing is generated past the
 // prompt's end in that mode; completion_tokens counts the holes.
+import { promptContext } from '../prompt-start.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import { AssdState, type AsarmRow } from '../samplers/assd.js';
@@ -67,8 +68,7 @@ export class AsarmSequence implements Sequence {
 
   private openWindow(): void {
     const L = this.model.maxLength;
-    const lead = this.prompt.length === 0 && this.model.eosId !== null ? [this.model.eosId] : [];
-    const all = lead.concat(this.prompt, this.generated);
+    const all = promptContext(this.prompt, this.model.eosId).concat(this.generated);
     // Keep at least half the model's length as context once the text is that long.
     const W = Math.min(this.params.maxTokens - this.generated.length, L - Math.min(all.length, Math.floor(L / 2)));
     const context = all.slice(Math.max(0, all.length - (L - W)));

@@ -1,28 +1,12 @@
-// BD3-LM as a registered family: block_size must be one the model was trained for, and every
-// sequence of one loaded model shares one block cache (its byte budget is an engine option).
-import { BlockCache } from '../block-cache.js';
-import { EngineRequestError } from '../errors.js';
+// BD3-LM as a registered family: block_size must be one the model was trained for; every
+// sequence of one loaded model shares the engine's block cache (bd3lm-cache.ts's layout).
+import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
+import { bd3lmLayout } from './bd3lm-cache.js';
 import { Bd3lmSequence, type BlockModel } from './bd3lm.js';
-import { maskedFields, requireMaskedSampler } from './masked-family.js';
-import type { Family } from './registry.js';
-
-export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
-
-// One pool per loaded model: the manifest object is the engine's own, so it keys the pool
-// without the registry holding engine state.
-const pools = new WeakMap<Manifest, BlockCache>();
-
-export function blockCacheOf(m: Manifest, budgetBytes = DEFAULT_CACHE_BYTES): BlockCache {
-  let c = pools.get(m);
-  if (!c) {
-    const a = m.architecture;
-    c = new BlockCache(budgetBytes, { nLayers: a.n_layers, nHeads: a.n_heads, headDim: a.head_dim });
-    pools.set(m, c);
-  }
-  return c;
-}
+import type { Family } from './family.js';
+import { maskedFields, requireMaskedSampler } from './masked-model.js';
 
 export function blockModel(m: Manifest): BlockModel {
   return maskedFields(m);
@@ -37,19 +21,12 @@ export const bd3lmFamily: Family = {
   validate(params: GenerationParams, m: Manifest): void {
     requireMaskedSampler(params, m);
     const sizes = m.block!.sizes;
-    if (params.blockSize !== undefined && !sizes.includes(params.blockSize)) {
-      throw new EngineRequestError('invalid_request', `block_size must be one of ${sizes.join(', ')} for ${m.name}`, 'block_size');
-    }
-    if (blockSizeOf(params, m) >= m.max_length) {
-      throw new EngineRequestError('invalid_request', `block_size must be below the model's length ${m.max_length}`, 'block_size');
-    }
+    const bs = blockSizeOf(params, m);
+    if (!sizes.includes(bs)) throw new SettingsError('block_size', `must be one of ${sizes.join(', ')}, got ${bs}`);
+    if (bs >= m.max_length) throw new SettingsError('block_size', `must be below the model's length ${m.max_length}, got ${bs}`);
   },
-  create(id, prompt, params, { manifest, sink, cacheBudgetBytes }) {
-    const cache = blockCacheOf(manifest, cacheBudgetBytes ?? DEFAULT_CACHE_BYTES);
-    return new Bd3lmSequence(id, prompt, params, blockSizeOf(params, manifest), blockModel(manifest), cache, sink);
-  },
-  cache(manifest, budgetBytes) {
-    const c = blockCacheOf(manifest, budgetBytes ?? DEFAULT_CACHE_BYTES);
-    return { bytes: c.bytes, budgetBytes: c.budgetBytes };
+  cacheLayout: bd3lmLayout,
+  create(id, prompt, params, { manifest, sink, cache }) {
+    return new Bd3lmSequence(id, prompt, params, blockSizeOf(params, manifest), blockModel(manifest), bd3lmLayout(manifest), cache, sink);
   },
 };

@@ -1,7 +1,8 @@
 // What BD3-LM and E2D2 share as block-by-block decoders: how many committed blocks fit beside
-// the one being generated, the block being denoised (BlockCanvas), and which tokens of a
-// finished block go out to the client. The two families differ only in the calls they make.
-import { blockHash } from '../block-cache.js';
+// the one being generated, the prompt cut into hashed blocks, the block being denoised
+// (BlockCanvas), and which tokens of a finished block go out to the client.
+import { promptContext } from '../prompt-start.js';
+import { blockHash } from '../block-pool.js';
 import type { GenerationParams } from '../protocol.js';
 import type { Rng } from '../rng.js';
 import { maskedCount } from '../samplers/masked.js';
@@ -25,12 +26,12 @@ export interface PromptBlock {
  * chain (`lastHash` names the whole prefix, so the next block's hash follows it), but only the
  * last `window` blocks, those that fit beside the block being generated, are returned to be
  * found in the pool or computed; the remainder (`head`, at `headStart`) opens the first block.
- * With no prompt, generation starts where the training stream starts a document: after [EOS].
+ * The prompt as every family reads it (promptContext: an empty one starts after [EOS]).
  */
 export function promptBlocks(prompt: readonly number[], eosId: number | null, blockSize: number, window: number): {
   inWindow: PromptBlock[]; lastHash: string | null; head: number[]; headStart: number;
 } {
-  const all = prompt.length === 0 && eosId !== null ? [eosId] : prompt;
+  const all = promptContext(prompt, eosId);
   const whole = Math.floor(all.length / blockSize);
   const inWindow: PromptBlock[] = [];
   let prev: string | null = null;
@@ -96,11 +97,6 @@ export class BlockCanvas {
   /** ddpm_cache after a step that changed nothing: the last logits are still the block's. */
   get reusable(): boolean {
     return this.params.sampler === 'ddpm_cache' && !this.changed && this.lastLogits !== null;
-  }
-
-  /** Whether the last step changed a token. */
-  get dirty(): boolean {
-    return this.changed;
   }
 
   /**

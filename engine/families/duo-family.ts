@@ -1,13 +1,13 @@
 // Duo (uniform-state diffusion) as a registered family: the Duo samplers only, sigma fed to
 // the network when its graph takes it, the LDDM latent carried when the manifest has one.
-import { EngineRequestError } from '../errors.js';
+import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import { DUO_SAMPLERS, isDuoSampler } from '../samplers/duo.js';
-import { checkUniformSamplerFits, SamplerMismatch } from '../samplers/duo-fit.js';
+import { checkUniformSamplerFits } from '../samplers/duo-fit.js';
 import { DuoSequence, type WindowedModel } from '../samplers/duo-sequence.js';
 import { latentDim } from '../loopholing.js';
-import type { Family } from './registry.js';
+import type { Family } from './family.js';
 
 /** The model facts a windowed (Duo / ReMDM / LDDM) sequence needs, from the manifest. */
 export function windowedModel(m: Manifest): WindowedModel {
@@ -22,20 +22,15 @@ export function windowedModel(m: Manifest): WindowedModel {
   };
 }
 
-/** checkUniformSamplerFits as the engine's request error (a 400 naming the field). */
+/** Which of the Duo / ReMDM samplers fit the model (SamplerMismatch names the field). */
 export function checkFits(params: GenerationParams, m: Manifest): void {
-  try {
-    checkUniformSamplerFits(m, params.sampler, params.remasking !== undefined);
-  } catch (err) {
-    if (err instanceof SamplerMismatch) throw new EngineRequestError('invalid_request', err.message, err.param);
-    throw err;
-  }
+  checkUniformSamplerFits(m, params.sampler, params.remasking !== undefined);
 }
 
 /** A window length a request may ask of a whole-sequence model. */
 export function checkWindow(params: GenerationParams, m: Manifest): void {
   if (params.blockSize !== undefined && (params.blockSize < 1 || params.blockSize >= m.max_length)) {
-    throw new EngineRequestError('invalid_request', `block_size must be in [1, ${m.max_length - 1}]`, 'block_size');
+    throw new SettingsError('block_size', `must be in [1, ${m.max_length - 1}], got ${params.blockSize}`);
   }
 }
 
@@ -43,14 +38,7 @@ export const duoFamily: Family = {
   validate(params: GenerationParams, m: Manifest): void {
     checkFits(params, m);
     if (!isDuoSampler(params.sampler)) {
-      throw new EngineRequestError(
-        'invalid_request',
-        `sampler '${params.sampler}' does not fit ${m.name}, a uniform-state (Duo) model: use ${DUO_SAMPLERS.join(' or ')}`,
-        'sampler',
-      );
-    }
-    if (params.remasking) {
-      throw new EngineRequestError('invalid_request', `${m.name} is a uniform-state model: it has no [MASK] to remask into`, 'remasking');
+      throw new SettingsError('sampler', `'${params.sampler}' does not fit ${m.name}, a uniform-state (Duo) model: use ${DUO_SAMPLERS.join(' or ')}`);
     }
     checkWindow(params, m);
   },

@@ -43,6 +43,6 @@ export function maskedStep(
     case 'first_hitting': return firstHittingStep(x);
     case 'confidence_topk': return confidenceTopkStep(x);
     case 'confidence_threshold': return confidenceThresholdStep(x, params.confidenceThreshold ?? 0.9);
-    default: throw new Error(`sampler ${String(sampler)} is not a masked-diffusion sampler`);
+    default: throw new Error(`sampler '${String(sampler)}' is not a masked-diffusion sampler`);
   }
 }

@@ -1,9 +1,9 @@
 // MDLM as a registered family: settings checks and the sequence it builds.
-import { EngineRequestError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
-import { maskedFields, requireMaskedSampler } from './masked-family.js';
-import type { Family } from './registry.js';
+import { checkWindow } from './duo-family.js';
+import { maskedFields, requireMaskedSampler } from './masked-model.js';
+import type { Family } from './family.js';
 import { MdlmSequence, type MaskedModel } from './mdlm.js';
 
 export function maskedModel(m: Manifest): MaskedModel {
@@ -16,9 +16,7 @@ export function maskedModel(m: Manifest): MaskedModel {
 export const mdlmFamily: Family = {
   validate(params: GenerationParams, m: Manifest): void {
     requireMaskedSampler(params, m);
-    if (params.blockSize !== undefined && (params.blockSize < 1 || params.blockSize >= m.max_length)) {
-      throw new EngineRequestError('invalid_request', `block_size must be in [1, ${m.max_length - 1}]`, 'block_size');
-    }
+    checkWindow(params, m);
   },
   create(id, prompt, params, { manifest, sink }) {
     const model = maskedModel(manifest);

@@ -2,6 +2,7 @@
 // tokens starts all [MASK] and is denoised in `steps` steps; decoded prefixes stream as soon as
 // they are final, and once the window is done it slides (the tail becomes context) until EOS,
 // a stop token or maxTokens.
+import { promptContext } from '../prompt-start.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
@@ -58,9 +59,7 @@ export class MdlmSequence implements Sequence {
   private openWindow(): void {
     const remaining = this.params.maxTokens - this.generated.length;
     const W = Math.min(remaining, this.windowLength());
-    // With no prompt, start where the training stream starts a document: right after [EOS].
-    const lead = this.prompt.length === 0 && this.model.eosId !== null ? [this.model.eosId] : [];
-    const all = lead.concat(this.prompt, this.generated);
+    const all = promptContext(this.prompt, this.model.eosId).concat(this.generated);
     this.context = all.slice(Math.max(0, all.length - (this.model.maxLength - W)));
     this.canvas = new Int32Array(W).fill(this.model.maskId);
     this.windowStart = this.generated.length;

@@ -1,5 +1,6 @@
 // Turning one position's logits into a distribution over tokens, and drawing from it.
 // Work is in float64: after temperature and nucleus cuts the tail probabilities are tiny.
+import { truncate } from './nucleus.js';
 
 export interface Shaping {
   /** 0 = greedy (arg max). */
@@ -37,26 +38,9 @@ export function distribution(logits: Float32Array, off: number, V: number, s: Sh
     sum += p;
   }
   for (let v = 0; v < V; v++) out[v]! /= sum;
-  if ((s.topK > 0 && s.topK < V) || s.topP < 1) truncate(out, s.topK, s.topP);
+  const k = s.topK > 0 && s.topK < V ? s.topK : V;
+  if (k < V || s.topP < 1) truncate(out, k, s.topP);
   return out;
-}
-
-/** Zero everything outside the top-k and outside the smallest set holding top-p mass; renormalise. */
-function truncate(p: Float64Array, topK: number, topP: number): void {
-  const order = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]!);
-  const keep = topK > 0 ? Math.min(topK, order.length) : order.length;
-  let mass = 0;
-  let n = 0;
-  for (; n < keep; n++) {
-    mass += p[order[n]!]!;
-    if (mass >= topP) { n++; break; }
-  }
-  let total = 0;
-  for (let i = 0; i < order.length; i++) {
-    if (i >= n) p[order[i]!] = 0;
-    else total += p[order[i]!]!;
-  }
-  for (let v = 0; v < p.length; v++) p[v]! /= total;
 }
 
 /** Inverse-CDF draw with a uniform u in [0, 1). */

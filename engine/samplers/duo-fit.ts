@@ -1,17 +1,14 @@
 // Which of the Duo / ReMDM samplers a model can run. A Duo posterior on a masked model, or
 // remasking on a uniform one, would decode garbage without failing; this check turns that
 // into a clear error naming the request field, before any network call.
+import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import { isDuoSampler } from './duo.js';
 import { REMDM_SAMPLER } from './remdm.js';
 
-export class SamplerMismatch extends Error {
-  constructor(
-    message: string,
-    /** The request field to blame (for the 400's `param`). */
-    readonly param: 'sampler' | 'remasking',
-  ) {
-    super(message);
+export class SamplerMismatch extends SettingsError {
+  constructor(message: string, field: 'sampler' | 'remasking') {
+    super(field, message);
     this.name = 'SamplerMismatch';
   }
 }

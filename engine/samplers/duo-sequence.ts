@@ -4,6 +4,7 @@
 // result (the canvas logits, and latent_out when it carries a latent). Nothing here knows
 // about batches or other sequences. Duo and ReMDM may change any canvas token until the
 // window's last step, so a window's tokens commit together when it ends.
+import { promptContext } from '../prompt-start.js';
 import { SequenceLatent } from '../loopholing.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
@@ -53,9 +54,7 @@ abstract class WindowedSequence implements Sequence {
   ) {
     const stops = params.ignoreEos ? [] : [...params.stopTokenIds];
     if (!params.ignoreEos && model.eosId !== null && !stops.includes(model.eosId)) stops.push(model.eosId);
-    // With no prompt, start where the training stream starts a document: right after [EOS].
-    const lead = prompt.length === 0 && model.eosId !== null ? [model.eosId] : [];
-    this.window = new DecodeWindow([...lead, ...prompt], {
+    this.window = new DecodeWindow(promptContext(prompt, model.eosId), {
       maxLength: model.maxLength,
       maxTokens: params.maxTokens,
       ...(params.blockSize !== undefined ? { blockSize: params.blockSize } : {}),
@@ -167,10 +166,10 @@ export class DuoSequence extends WindowedSequence {
 }
 
 /**
- * A masked model decoded with ReMDM (remasking = {schedule cap, eta 0} is plain MDLM
- * ancestral sampling), carrying the LDDM latent when the model has one.
+ * A masked model's window, decoded with ReMDM's step (remasking = {schedule cap, eta 0} is
+ * plain MDLM ancestral sampling) and carrying the LDDM latent when the model has one.
  */
-export class RemdmSequence extends WindowedSequence {
+export class MaskedWindowSequence extends WindowedSequence {
   private conf = new Float64Array(0);
   private readonly remasking = resolveRemasking(this.params.remasking ?? { schedule: 'cap', eta: 0 });
 
@@ -179,7 +178,7 @@ export class RemdmSequence extends WindowedSequence {
   }
 
   protected initCanvas(length: number): Int32Array {
-    if (this.model.maskId === null) throw new Error('RemdmSequence needs a masked model');
+    if (this.model.maskId === null) throw new Error('MaskedWindowSequence needs a masked model');
     this.conf = new Float64Array(length).fill(-Infinity);
     return new Int32Array(length).fill(this.model.maskId);
   }

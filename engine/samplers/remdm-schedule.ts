@@ -2,11 +2,25 @@
 // token gets of going back to [MASK] at each step. sigma = 0 is plain MDLM ancestral
 // sampling; remasking lets later steps revise early mistakes, buying quality with steps.
 // The four schedules follow the ReMDM paper (Wang et al., 2025): cap, rescale, conf, loop.
-import type { RemaskingParams } from '../protocol.js';
+import { REMASKING_SCHEDULES, type RemaskingParams, type RemaskingSchedule } from '../protocol.js';
 import { logLinearAlpha } from './duo-posterior.js';
 
-export const REMASKING_SCHEDULES = ['cap', 'rescale', 'conf', 'loop'] as const;
-export type RemaskingSchedule = (typeof REMASKING_SCHEDULES)[number];
+export { REMASKING_SCHEDULES, type RemaskingSchedule };
+
+// The request's field names (snake_case) for RemaskingParams' keys.
+const FIELD = { schedule: 'schedule', eta: 'eta', tOn: 't_on', tOff: 't_off', alphaOn: 'alpha_on' } as const;
+
+/**
+ * A remasking setting out of range. The message names RemaskingParams' key; `param` is the
+ * request's field (`remasking.t_on`) and `detail` the reason, for the 400 that names it.
+ */
+export class RemaskingError extends RangeError {
+  readonly param: string;
+  constructor(key: keyof typeof FIELD, readonly detail: string) {
+    super(`remasking.${key}: ${detail}`);
+    this.param = `remasking.${FIELD[key]}`;
+  }
+}
 
 /** ReMDM's published settings (OpenWebText, 1024 steps); a request may override each one. */
 export const REMASKING_DEFAULTS: Record<RemaskingSchedule, Required<Omit<RemaskingParams, 'schedule'>>> = {
@@ -19,10 +33,10 @@ export const REMASKING_DEFAULTS: Record<RemaskingSchedule, Required<Omit<Remaski
 /** What a request may send: the schedule, and any of its parameters. */
 export type RemaskingRequest = Partial<RemaskingParams> & Pick<RemaskingParams, 'schedule'>;
 
-/** Fill in a schedule's defaults and check ranges; throws RangeError naming the field. */
+/** Fill in a schedule's defaults and check ranges; throws RemaskingError naming the field. */
 export function resolveRemasking(p: RemaskingRequest): Required<RemaskingParams> {
   if (!(REMASKING_SCHEDULES as readonly string[]).includes(p.schedule)) {
-    throw new RangeError(`remasking.schedule: must be one of ${REMASKING_SCHEDULES.join(', ')}, got ${String(p.schedule)}`);
+    throw new RemaskingError('schedule', `must be one of ${REMASKING_SCHEDULES.join(', ')}, got ${String(p.schedule)}`);
   }
   const r = { schedule: p.schedule, ...REMASKING_DEFAULTS[p.schedule] };
   for (const k of ['eta', 'tOn', 'tOff', 'alphaOn'] as const) {
@@ -32,14 +46,14 @@ export function resolveRemasking(p: RemaskingRequest): Required<RemaskingParams>
   const inUnit = (k: 'eta' | 'tOn' | 'tOff' | 'alphaOn', lo: number, hi: number, open: boolean): void => {
     const v = r[k];
     const ok = Number.isFinite(v) && (open ? v > lo && v < hi : v >= lo && v <= hi);
-    if (!ok) throw new RangeError(`remasking.${k}: must be in ${open ? '(' : '['}${lo}, ${hi}${open ? ')' : ']'}, got ${v}`);
+    if (!ok) throw new RemaskingError(k, `must be in ${open ? '(' : '['}${lo}, ${hi}${open ? ')' : ']'}, got ${v}`);
   };
   inUnit('eta', 0, 1, false);
   if (r.schedule === 'loop') {
     inUnit('tOn', 0, 1, true);
     inUnit('tOff', 0, 1, true);
     inUnit('alphaOn', 0, 1, true);
-    if (!(r.tOff < r.tOn)) throw new RangeError(`remasking.tOff: must be below tOn (${r.tOn}), got ${r.tOff}`);
+    if (!(r.tOff < r.tOn)) throw new RemaskingError('tOff', `must be below t_on (${r.tOn}), got ${r.tOff}`);
   }
   return r;
 }

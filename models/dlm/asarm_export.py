@@ -11,18 +11,15 @@ import torch
 
 from . import manifest as mf
 from .asarm import Asarm, AsarmConfig, count_params
-from .export import OPSET, export_parser, fp16_initializers, place_tokenizer, provenance
+from .cli import export_parser
+from .export import OPSET, fp16_initializers, load_ema_run, place_tokenizer, provenance
 
 INPUTS = ['tokens', 'ranks', 'attention_mask']
 
 
 def load_run(run_dir: str):
-    res = json.load(open(os.path.join(run_dir, 'results.json')))
-    cfg = AsarmConfig(**res['config'])
-    model = Asarm(cfg)
-    sd = torch.load(os.path.join(run_dir, 'ema.pt'), map_location='cpu')
-    model.load_state_dict({k: v.float() for k, v in sd.items()})
-    return model.eval(), cfg, res
+    model, res = load_ema_run(run_dir, lambda r: Asarm(AsarmConfig(**r['config'])), ('asarm',))
+    return model, model.cfg, res
 
 
 def export_graph(model: Asarm, path: str, example_len=8):
@@ -54,9 +51,7 @@ def manifest(name: str, cfg: AsarmConfig, n_params: int, tok: dict, res: dict, d
 
 
 def main(argv=None):
-    ap = export_parser(__doc__)
-    ap.add_argument('--description', default=None)
-    a = ap.parse_args(argv)
+    a = export_parser(__doc__, description=True).parse_args(argv)
     model, cfg, res = load_run(a.run)
     tok = place_tokenizer(a.tokenizer, a.out)
     graph = os.path.join(a.out, 'asarm.onnx')

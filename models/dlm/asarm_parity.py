@@ -7,7 +7,6 @@ test (test/asarm-parity.test.ts) and a tiny one for the ASSD exactness test.
 
 Writes DIR/asarm.onnx, DIR/model.json (family asarm), and parity cases as raw little-endian
 files with an index (cases.json)."""
-import argparse
 import json
 import os
 
@@ -16,6 +15,7 @@ import torch
 
 from . import manifest as mf
 from .asarm import Asarm, AsarmConfig, count_params
+from .cli import parity_parser, parse_parity
 from .asarm_export import INPUTS, export_graph, load_run
 from .export import fp16_initializers, round_like_fp16_initializers, write_le
 
@@ -77,8 +77,7 @@ def write_cases(model: Asarm, out_dir: str, fp16: bool):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--out', required=True)
+    ap = parity_parser(__doc__)
     ap.add_argument('--vocab', type=int, default=97)
     ap.add_argument('--d-model', type=int, default=48)
     ap.add_argument('--layers', type=int, default=2)
@@ -86,11 +85,8 @@ def main(argv=None):
     ap.add_argument('--max-length', type=int, default=32)
     ap.add_argument('--scale', type=float, default=0.3)
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--fp16-weights', action='store_true')
     ap.add_argument('--xlnet', action='store_true', help='the XLNet graph of dlm.asarm_xlnet, random weights')
-    ap.add_argument('--run', default=None, help='a dlm.asarm_train output folder instead of random weights')
-    a = ap.parse_args(argv)
-    os.makedirs(a.out, exist_ok=True)
+    a = parse_parity(ap, argv)
     if a.xlnet:
         from .asarm_xlnet import export_graph as export_xlnet
         model = random_xlnet(a.vocab, a.d_model, a.layers, a.heads, a.scale, a.seed)

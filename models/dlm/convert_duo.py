@@ -9,7 +9,8 @@ level). Users bring the files; nothing is downloaded.
 import os
 
 from . import manifest as mf
-from .convert_mdlm import CheckpointError, config_from, converter_main, gpt2_special_tokens, load_backbone, write_gpt2_tokenizer
+from .cli import converter_main
+from .convert_mdlm import CheckpointError, config_from, gpt2_special_tokens, load_backbone, write_gpt2_tokenizer
 from .dit import DiT, count_params
 from .export import fp16_initializers
 from .export_uniform import export_graph, manifest

@@ -25,7 +25,8 @@ import re
 import torch
 
 from . import manifest as mf
-from .convert_mdlm import (CheckpointError, converter_main, gpt2_special_tokens, load_state_dict,
+from .cli import converter_main
+from .convert_mdlm import (CheckpointError, gpt2_special_tokens, load_state_dict,
                            read_safetensors, write_gpt2_tokenizer)
 from .dit import count_params
 from .e2d2_export import export_graphs, manifest

@@ -4,7 +4,6 @@ model directory with the GPT-2 tokenizer. Users bring the files; nothing is down
 
   python -m dlm.convert_mdlm --checkpoint DIR --out models/zoo/mdlm-owt [--fp16-weights]
 """
-import argparse
 import json
 import os
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from . import manifest as mf
+from .cli import converter_main
 from .dit import DiT, DiTConfig, count_params
 from .export import MdlmDenoiser, export_graph, fp16_initializers
 from .gpt2_tokenizer import build as gpt2_tokenizer
@@ -108,22 +108,6 @@ def gpt2_special_tokens(masked: bool = True) -> dict:
     return {'mask': 50257 if masked else None, 'eos': 50256, 'bos': 50256, 'pad': None}
 
 
-def converter_main(convert, default_name: str, doc: str, argv=None, add_args=None) -> None:
-    """The command line every converter shares: --checkpoint, --out, --name, --fp16-weights;
-    add_args(parser) adds a converter's own flags, passed to convert as keyword arguments."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--checkpoint', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', default=default_name)
-    ap.add_argument('--fp16-weights', action='store_true')
-    if add_args:
-        add_args(ap)
-    a = vars(ap.parse_args(argv))
-    common = [a.pop(k) for k in ('checkpoint', 'out', 'name', 'fp16_weights')]
-    convert(*common, **a)
-    print(json.dumps({'out': common[1]}))
-
-
 def write_gpt2_tokenizer(out: str, vocab_size: int) -> dict:
     """Writes GPT-2's tokenizer (with [MASK]) into the model directory `out`, created here,
     after checking the checkpoint's vocabulary is that one; returns its JSON."""
@@ -160,20 +144,18 @@ def convert(ckpt_dir: str, out: str, name: str, fp16=False) -> DiT:
     return model
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--checkpoint', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', default='mdlm-owt')
-    ap.add_argument('--fp16-weights', action='store_true')
-    ap.add_argument('--parity-out', default=None, help='also write parity cases (tests)')
-    a = ap.parse_args(argv)
-    model = convert(a.checkpoint, a.out, a.name, a.fp16_weights)
-    if a.parity_out:
+def _convert_with_parity(ckpt_dir: str, out: str, name: str, fp16=False, parity_out=None) -> DiT:
+    model = convert(ckpt_dir, out, name, fp16)
+    if parity_out:
         from .parity import write_cases
-        os.makedirs(a.parity_out, exist_ok=True)
-        write_cases(model, os.path.join(a.out, 'denoiser.onnx'), a.parity_out, a.fp16_weights)
-    print(json.dumps({'out': a.out}))
+        os.makedirs(parity_out, exist_ok=True)
+        write_cases(model, os.path.join(out, 'denoiser.onnx'), parity_out, fp16)
+    return model
+
+
+def main(argv=None):
+    converter_main(_convert_with_parity, 'mdlm-owt', __doc__, argv,
+                   lambda ap: ap.add_argument('--parity-out', default=None, help='also write parity cases (tests)'))
 
 
 if __name__ == '__main__':

@@ -15,7 +15,6 @@ model's key/value heads, `kv_heads`; models/dlm/e2d2_qwen3.py exports through th
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -25,7 +24,8 @@ from torch import nn
 from . import manifest as mf
 from .dit import NEG, DiTConfig, count_params
 from .e2d2 import E2D2
-from .export import OPSET, export_parser, fp16_initializers, place_tokenizer
+from .cli import export_parser
+from .export import OPSET, fp16_initializers, load_ema_run, place_tokenizer
 
 ENCODER_INPUTS = ['tokens', 'attention_mask', 'positions', 'block_size', 'past_keys', 'past_values', 'past_mask']
 # The engine reads a graph's first output as its primary one (the logits slot); the encoder has
@@ -108,13 +108,7 @@ def export_graphs(model: E2D2, out_dir: str, fp16=False) -> dict[str, str]:
 
 
 def load_run(run_dir: str) -> tuple[E2D2, dict]:
-    res = json.load(open(os.path.join(run_dir, 'results.json')))
-    if res['family'] != 'e2d2':
-        raise SystemExit(f"{run_dir}: family {res['family']}, not e2d2")
-    model = E2D2(DiTConfig(**res['config']), res['dec_layers'])
-    sd = torch.load(os.path.join(run_dir, 'ema.pt'), map_location='cpu')
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
-    return model.eval(), res
+    return load_ema_run(run_dir, lambda r: E2D2(DiTConfig(**r['config']), r['dec_layers']), ('e2d2',))
 
 
 def manifest(name: str, model: E2D2, tok: dict, res: dict, description: str | None = None,
@@ -168,9 +162,7 @@ def write_card(out: str, m: dict, r: dict, sizes: dict[str, int]) -> None:
 
 
 def main(argv=None):
-    ap = export_parser(__doc__, name_required=False, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--card', action='store_true', help='write README.md (the model card) from results.json')
-    a = ap.parse_args(argv)
+    a = export_parser(__doc__, name_required=False, card=True).parse_args(argv)
     model, res = load_run(a.run)
     tok = place_tokenizer(a.tokenizer, a.out)
     paths = export_graphs(model, a.out, a.fp16_weights)

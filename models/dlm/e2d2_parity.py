@@ -12,7 +12,6 @@ little-endian files plus cases.json. test/e2d2-parity.test.ts runs them through 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import shutil
 import numpy as np
 import torch
 
+from .cli import parity_parser
 from .dit import DiTConfig
 from .e2d2 import E2D2
 from . import manifest as mf
@@ -97,9 +97,7 @@ def write_model_dir(out: str, tokenizer: str) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--out')
-    ap.add_argument('--fp16-weights', action='store_true')
+    ap = parity_parser(__doc__, out_required=False, run=False)
     ap.add_argument('--both', action='store_true', help='fp32 and fp16 cases, in OUT/fp32 and OUT/fp16')
     ap.add_argument('--model-dir')
     ap.add_argument('--tokenizer')

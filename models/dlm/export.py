@@ -4,10 +4,10 @@ model.json, the ONNX graph(s) with dynamic batch and length, tokenizer.json.
   python -m dlm.export --run .work/runs/tiny --tokenizer .work/tok/tokenizer.json \
       --out models/zoo/tiny-mdlm --name tiny-mdlm [--fp16-weights]
 """
-import argparse
 import json
 import os
 import shutil
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -15,6 +15,7 @@ import torch
 from onnx import helper, numpy_helper, TensorProto
 
 from . import manifest as mf
+from .cli import export_parser
 from .dit import DiT, DiTConfig, count_params, padding_bias
 from .train import CausalLM
 
@@ -44,13 +45,24 @@ class ArLm(torch.nn.Module):
         return self.lm(tokens, attn_bias=padding_bias(attention_mask))
 
 
-def load_run(run_dir: str):
-    res = json.load(open(os.path.join(run_dir, 'results.json')))
-    cfg = DiTConfig(**res['config'])
-    model = CausalLM(cfg) if res['family'] == 'ar' else DiT(cfg)
+def load_ema_run(run_dir: str, build: Callable[[dict], torch.nn.Module], families=None):
+    """(network with the run's fp32 EMA weights, results.json) of a training run; `build` makes
+    the network from results.json; `families`: those this exporter handles."""
+    with open(os.path.join(run_dir, 'results.json')) as f:
+        res = json.load(f)
+    if families is not None and res['family'] not in families:
+        raise SystemExit(f"{run_dir}: family {res['family']!r} is not exported here (this exporter: "
+                         f"{', '.join(families)})")
+    model = build(res)
     sd = torch.load(os.path.join(run_dir, 'ema.pt'), map_location='cpu')
-    model.load_state_dict({k: v.float() for k, v in sd.items()})
-    return model.eval(), cfg, res
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    return model.eval(), res
+
+
+def load_run(run_dir: str):
+    model, res = load_ema_run(run_dir, lambda r: (CausalLM if r['family'] == 'ar' else DiT)(DiTConfig(**r['config'])),
+                              ('mdlm', 'ar'))
+    return model, DiTConfig(**res['config']), res
 
 
 def export_graph(module, path: str, example_len=16):
@@ -96,17 +108,6 @@ def write_le(path: str, arr: np.ndarray) -> None:
     arr.astype(arr.dtype.newbyteorder('<')).tofile(path)
 
 
-def export_parser(doc: str, name_required: bool = True, **kw) -> argparse.ArgumentParser:
-    """The command line every exporter shares: a training run in, a model directory out."""
-    ap = argparse.ArgumentParser(description=doc, **kw)
-    ap.add_argument('--run', required=True, help='training run folder (ema.pt, results.json)')
-    ap.add_argument('--tokenizer', required=True)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--name', required=name_required, default=None)
-    ap.add_argument('--fp16-weights', action='store_true')
-    return ap
-
-
 def place_tokenizer(tokenizer_path: str, out: str) -> dict:
     """Creates the model directory, copies tokenizer.json into it, returns its JSON (the
     manifest reads the special tokens from it)."""
@@ -122,9 +123,7 @@ def provenance(res: dict, keys) -> dict:
 
 
 def main(argv=None):
-    ap = export_parser(__doc__)
-    ap.add_argument('--description', default=None)
-    a = ap.parse_args(argv)
+    a = export_parser(__doc__, description=True).parse_args(argv)
     model, cfg, res = load_run(a.run)
     tok = place_tokenizer(a.tokenizer, a.out)
     family = res['family']

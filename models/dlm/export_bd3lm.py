@@ -12,7 +12,8 @@ import torch
 from . import manifest as mf
 from .bd3lm import BlockDenoiser
 from .dit import DiT, DiTConfig, count_params
-from .export import OPSET, export_parser, fp16_initializers, place_tokenizer, provenance
+from .cli import export_parser
+from .export import OPSET, fp16_initializers, load_ema_run, place_tokenizer, provenance
 
 INPUTS = ['tokens', 'attention_mask', 'positions', 'past_keys', 'past_values', 'past_mask']
 OUTPUTS = ['logits', 'present_keys', 'present_values']
@@ -35,14 +36,8 @@ def export_block_graph(dit: DiT, path: str):
 
 
 def load_run(run_dir: str):
-    res = json.load(open(os.path.join(run_dir, 'results.json')))
-    if res['family'] != 'bd3lm':
-        raise SystemExit(f"{run_dir}: family {res['family']}, not bd3lm")
-    cfg = DiTConfig(**res['config'])
-    model = DiT(cfg)
-    sd = torch.load(os.path.join(run_dir, 'ema.pt'), map_location='cpu')
-    model.load_state_dict({k: v.float() for k, v in sd.items()})
-    return model.eval(), cfg, res
+    model, res = load_ema_run(run_dir, lambda r: DiT(DiTConfig(**r['config'])), ('bd3lm',))
+    return model, model.cfg, res
 
 
 def manifest(name: str, cfg: DiTConfig, n_params: int, tok: dict, block_sizes, res: dict, description=None):
@@ -65,9 +60,7 @@ def manifest(name: str, cfg: DiTConfig, n_params: int, tok: dict, block_sizes, r
 
 
 def main(argv=None):
-    ap = export_parser(__doc__)
-    ap.add_argument('--description', default=None)
-    a = ap.parse_args(argv)
+    a = export_parser(__doc__, description=True).parse_args(argv)
     model, cfg, res = load_run(a.run)
     tok = place_tokenizer(a.tokenizer, a.out)
     graph = os.path.join(a.out, 'block.onnx')

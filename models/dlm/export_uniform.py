@@ -12,7 +12,6 @@ With --fp16-weights large initializers are stored as fp16 and cast back at load 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -21,9 +20,10 @@ from torch import nn
 
 from . import manifest as mf
 from .dit import DiTConfig, count_params, padding_bias
-from .export import OPSET, export_parser, fp16_initializers, place_tokenizer, provenance
+from .cli import export_parser
+from .export import OPSET, fp16_initializers, load_ema_run, place_tokenizer, provenance
 from .lddm import Loopholing
-from .uniform_train import build
+from .uniform_train import FAMILIES, build
 
 
 class DuoGraph(nn.Module):
@@ -132,21 +132,12 @@ def write_card(out: str, m: dict, r: dict, graph_bytes: int) -> None:
 
 
 def load(run: str) -> tuple[str, nn.Module, DiTConfig, dict]:
-    results = json.load(open(os.path.join(run, 'results.json')))
-    family = results['family']
-    if family not in ('duo', 'lddm'):
-        raise SystemExit(f'{run}: family {family!r} is not exported here (dlm.export handles mdlm and ar)')
-    cfg = DiTConfig(**results['config'])
-    model = build(family, cfg)
-    sd = torch.load(os.path.join(run, 'ema.pt'), map_location='cpu')
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
-    return family, model.eval(), cfg, results
+    model, results = load_ema_run(run, lambda r: build(r['family'], DiTConfig(**r['config'])), FAMILIES)
+    return results['family'], model, DiTConfig(**results['config']), results
 
 
 def main(argv=None) -> None:
-    ap = export_parser(__doc__, name_required=False, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--card', action='store_true', help='write README.md (the model card) from results.json')
-    a = ap.parse_args(argv)
+    a = export_parser(__doc__, name_required=False, card=True).parse_args(argv)
     family, model, cfg, results = load(a.run)
     tok = place_tokenizer(a.tokenizer, a.out)
     graph = os.path.join(a.out, 'denoiser.onnx')

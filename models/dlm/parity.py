@@ -3,13 +3,13 @@ files plus an index (cases.json); test/models-parity.test.ts runs the same input
 onnxruntime-node and compares. With --random it first builds and exports a small random model
 (non-zero output layer, so logits carry signal), which is what CI uses; with --run it checks a
 trained run against its export."""
-import argparse
 import json
 import os
 
 import numpy as np
 import torch
 
+from .cli import parity_parser, parse_parity
 from .dit import DiT, DiTConfig, padding_bias
 from .export import MdlmDenoiser, export_graph, fp16_initializers, load_run, round_like_fp16_initializers, write_le
 
@@ -57,12 +57,7 @@ def write_cases(model: DiT, graph: str, out_dir: str, fp16=False):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--run', default=None)
-    ap.add_argument('--fp16-weights', action='store_true')
-    a = ap.parse_args(argv)
-    os.makedirs(a.out, exist_ok=True)
+    a = parse_parity(parity_parser(__doc__), argv)
     model = load_run(a.run)[0] if a.run else random_model()
     graph = os.path.join(a.out, 'denoiser.onnx')
     export_graph(MdlmDenoiser(model).eval(), graph)

@@ -5,13 +5,13 @@ the test rebuilds block by block through the graph's own present K/V (the engine
 
   python -m dlm.parity_bd3lm --out DIR [--run RUN] [--fp16-weights]
 """
-import argparse
 import json
 import os
 
 import numpy as np
 import torch
 
+from .cli import parity_parser, parse_parity
 from .bd3lm import BlockDenoiser, block_causal_bias
 from .export import fp16_initializers, round_like_fp16_initializers, write_le
 from .export_bd3lm import export_block_graph, load_run
@@ -78,12 +78,7 @@ def write_cases(dit, graph: str, out_dir: str, fp16=False, chain_len=16, block_s
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--run', default=None)
-    ap.add_argument('--fp16-weights', action='store_true')
-    a = ap.parse_args(argv)
-    os.makedirs(a.out, exist_ok=True)
+    a = parse_parity(parity_parser(__doc__), argv)
     dit = load_run(a.run)[0] if a.run else random_model()
     graph = os.path.join(a.out, 'block.onnx')
     export_block_graph(dit, graph)

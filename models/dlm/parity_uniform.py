@@ -12,13 +12,13 @@ do, and the PyTorch side uses the same fp16-rounded weights.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import numpy as np
 import torch
 
+from .cli import parity_parser, parse_parity
 from .dit import DiTConfig
 from .export import fp16_initializers, round_like_fp16_initializers
 from .export_uniform import export_graph, graph_of, load
@@ -82,13 +82,10 @@ def write(family: str, out_dir: str, run: str | None = None, fp16: bool = False)
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--out', required=True)
-    ap.add_argument('--fp16-weights', action='store_true')
+    ap = parity_parser(__doc__, run=False)
     ap.add_argument('--duo-run', default=None, help='a trained Duo run (ema.pt) instead of a random model')
     ap.add_argument('--lddm-run', default=None, help='a trained LDDM run (ema.pt) instead of a random model')
-    a = ap.parse_args(argv)
-    os.makedirs(a.out, exist_ok=True)
+    a = parse_parity(ap, argv)
     runs = {'duo': a.duo_run, 'lddm': a.lddm_run}
     index = {f: write(f, a.out, runs[f], a.fp16_weights) for f in ('duo', 'lddm')}
     with open(os.path.join(a.out, 'cases.json'), 'w') as f:

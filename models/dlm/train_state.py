@@ -1,6 +1,6 @@
-"""The state every trainer here keeps beside its model (train.py for the DiT families,
-asarm_train.py for the AS-ARM): an EMA copy of the weights, a checkpoint to resume from, and the
-fp16 EMA weights (ema.pt) that the exporters read."""
+"""The state the training loop (train.py, every family) keeps beside its model: an EMA copy of
+the weights, a checkpoint to resume from, and the fp16 EMA weights (ema.pt) that the exporters
+read."""
 import copy
 import os
 

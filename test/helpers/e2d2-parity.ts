@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { E2d2Cache, positionSlice } from '../../engine/families/e2d2-cache.js';
+import { BlockTable, positionSlice } from '../../engine/block-table.js';
+import { DECODER_CONTEXT, ENCODER_PAST, e2d2Layout } from '../../engine/families/e2d2-cache.js';
 
 type Spec = Record<string, { type: 'int64' | 'float32'; dims: number[] }>;
 interface Index {
@@ -71,14 +72,15 @@ export async function e2d2ChainWorst(dir: string): Promise<number> {
   const x0 = read(join(dir, 'chain.x0.bin'), 'int64') as BigInt64Array;
   const xt = read(join(dir, 'chain.xt.bin'), 'int64') as BigInt64Array;
   const want = read(join(dir, 'chain.logits.bin'), 'float32') as Float32Array;
-  const cache = new E2d2Cache({ encLayers: ch.enc_layers, decLayers: ch.dec_layers, kvHeads: ch.kv_heads, headDim: ch.head_dim });
+  // The engine's own block table (no shared cache), as a sequence lays out its past.
+  const cache = new BlockTable(e2d2Layout({ encLayers: ch.enc_layers, decLayers: ch.dec_layers, kvHeads: ch.kv_heads, headDim: ch.head_dim }), Infinity, null);
   const bs = ch.block_size;
   const V = ch.vocab;
   const ones = new ort.Tensor('int64', new BigInt64Array(bs).fill(1n), [1, bs]);
   let worst = 0;
   for (let s = 0; s < ch.length; s += bs) {
     const pos = new ort.Tensor('int64', BigInt64Array.from({ length: bs }, (_, i) => BigInt(s + i)), [1, bs]);
-    const ctx = cache.contextTensors();
+    const ctx = cache.past(DECODER_CONTEXT);
     const t = (r: { type: 'int64' | 'float32'; data: Float32Array | BigInt64Array; dims: number[] }) => new ort.Tensor(r.type, r.data, [1, ...r.dims]);
     const { logits } = await dec.run({
       tokens: new ort.Tensor('int64', xt.slice(s, s + bs), [1, bs]), attention_mask: ones, positions: pos,
@@ -86,14 +88,14 @@ export async function e2d2ChainWorst(dir: string): Promise<number> {
     });
     const got = logits!.data as Float32Array;
     for (let i = 0; i < bs * V; i++) worst = Math.max(worst, Math.abs(got[i]! - want[s * V + i]!));
-    const past = cache.pastTensors();
+    const past = cache.past(ENCODER_PAST);
     const o = await enc.run({
       tokens: new ort.Tensor('int64', x0.slice(s, s + bs), [1, bs]), attention_mask: ones, positions: pos,
       block_size: new ort.Tensor('int64', BigInt64Array.of(BigInt(bs)), [1]),
       past_keys: t(past.keys), past_values: t(past.values), past_mask: t(past.mask),
     });
     const part = (n: string) => positionSlice({ type: 'float32', data: o[n]!.data as Float32Array, dims: o[n]!.dims.slice(1) }, 0, bs);
-    cache.append({ length: bs, encKeys: part('present_keys'), encValues: part('present_values'), ctxKeys: part('present_context_keys'), ctxValues: part('present_context_values') });
+    cache.store('', bs, { encKeys: part('present_keys'), encValues: part('present_values'), ctxKeys: part('present_context_keys'), ctxValues: part('present_context_values') });
   }
   assert.equal(cache.length, ch.length);
   await enc.release();

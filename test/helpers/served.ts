@@ -5,7 +5,7 @@ import { startEngine } from '../../engine/client.js';
 import type { Engine } from '../../engine/api.js';
 import { loadModelDir } from '../../engine/manifest.js';
 import { createServer, type RunningServer } from '../../server/app.js';
-import type { Limits } from '../../server/context.js';
+import type { Limits } from '../../server/limits.js';
 import { chatTemplateOf } from '../../tokenizer/chat.js';
 import { TextTokenizer } from '../../tokenizer/tokenizer.js';
 

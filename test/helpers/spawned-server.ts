@@ -4,22 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SERVER_MAIN = join(ROOT, 'dist', 'server', 'main.js');
 export const TEST_MODEL_DIR = process.env.DLM_TEST_MODEL ?? join(ROOT, 'models', 'zoo', 'tiny-mdlm');
-
-/**
- * Why these tests cannot run on this checkout yet, or false. They test against the real
- * server and model only; until both are here there is nothing to run them against.
- */
-export const serverWaiting: string | false = !existsSync(SERVER_MAIN)
-  ? 'waits for the server (dist/server/main.js is not built on this branch yet)'
-  : !existsSync(join(TEST_MODEL_DIR, 'model.json'))
-    ? `waits for the tiny model (${TEST_MODEL_DIR} has no model.json)`
-    : false;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,9 +29,13 @@ export class SpawnedServer {
   /** The last few KB of the server's output, for failure messages. */
   log = '';
 
+  private exit: Promise<number | null> | null = null;
+
   constructor(
     readonly port: number,
     private readonly extraArgs: string[] = [],
+    /** Its own process group, as a terminal's foreground job is (see signal()). */
+    private readonly detached = false,
   ) {}
 
   get base(): string {
@@ -50,7 +45,8 @@ export class SpawnedServer {
   /** Starts the server and resolves once /health answers. */
   async start(): Promise<void> {
     const args = [SERVER_MAIN, '--host', '127.0.0.1', '--port', String(this.port), '--model', TEST_MODEL_DIR, '--threads', '1', ...this.extraArgs];
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: this.detached });
+    this.exit = new Promise((r) => child.once('exit', (code, sig) => r(code ?? (sig === null ? null : 128 + (constants.signals[sig] ?? 0)))));
     const keep = (d: unknown): void => {
       this.log = (this.log + String(d)).slice(-4000);
     };
@@ -68,6 +64,22 @@ export class SpawnedServer {
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`server did not become healthy in 30 s:\n${this.log}`);
+  }
+
+  /**
+   * Sends `sig` to the server, or with `group` to its whole process group (the server and its
+   * engine), as Ctrl-C in a terminal or systemd's stop do; needs a detached server.
+   */
+  signal(sig: NodeJS.Signals, group = false): void {
+    const pid = this.child?.pid;
+    if (pid === undefined) throw new Error('server not started');
+    process.kill(group ? -pid : pid, sig);
+  }
+
+  /** Its exit code (128 + the signal's number when a signal killed it). */
+  exited(): Promise<number | null> {
+    if (this.exit === null) throw new Error('server not started');
+    return this.exit;
   }
 
   /** Kills the server at once, as a crash or a restart would. */

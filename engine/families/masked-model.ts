@@ -1,7 +1,7 @@
-// What every masked-diffusion family (MDLM, BD3-LM, E2D2) reads from its manifest and checks
-// on a request before building a sequence: the model's masked-diffusion fields, and that the
+// Not a family: what every masked-diffusion family (MDLM, BD3-LM, E2D2) reads from its
+// manifest and checks on a request before building a sequence: the model's masked-diffusion fields, and that the
 // request's sampler is a masked one.
-import { EngineRequestError } from '../errors.js';
+import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';
 import { isMaskedSampler } from '../samplers/masked.js';
@@ -20,6 +20,6 @@ export function maskedFields(m: Manifest): MaskedFields {
 
 export function requireMaskedSampler(params: GenerationParams, m: Manifest): void {
   if (!isMaskedSampler(params.sampler)) {
-    throw new EngineRequestError('invalid_request', `sampler '${params.sampler}' is not supported by ${m.name} (${m.samplers.join(', ')})`, 'sampler');
+    throw new SettingsError('sampler', `'${params.sampler}' is not a masked-diffusion sampler; ${m.name} supports ${m.samplers.join(', ')}`);
   }
 }

@@ -1,0 +1,38 @@
+// A request's settings against the served model, checked once: the server runs this before it
+// admits a request (server/settings.ts), and the engine trusts what reaches it. A pure function
+// of the model (ModelInfo, which carries its manifest) and the engine's GenerationParams: the
+// checks every family shares here, each family's own in its `validate`. Errors are
+// SettingsError, naming the request field.
+import { SettingsError } from './errors.js';
+import { familyOf } from './families/registry.js';
+import type { GenerationParams, ModelInfo } from './protocol.js';
+import { REMDM_SAMPLER } from './samplers/remdm.js';
+
+/** Most denoising steps a request may ask for (ModelInfo.limits.maxSteps). */
+export const MAX_STEPS = 1024;
+
+export function validateParams(model: ModelInfo, p: GenerationParams): void {
+  const m = model.manifest;
+  if (!model.samplers.includes(p.sampler)) {
+    throw new SettingsError('sampler', `unknown sampler '${p.sampler}'; this model supports ${model.samplers.join(', ')}`);
+  }
+  if (!(p.maxTokens >= 1)) throw new SettingsError('max_tokens', `must be at least 1, got ${p.maxTokens}`);
+  if (!(p.steps >= 1)) throw new SettingsError('steps', `must be at least 1, got ${p.steps}`);
+  if (p.steps > model.limits.maxSteps) throw new SettingsError('steps', `must be at most ${model.limits.maxSteps} for this model, got ${p.steps}`);
+  const r = p.remasking;
+  if (r) {
+    if (r.tOn !== undefined && r.tOff !== undefined && r.tOff >= r.tOn) {
+      throw new SettingsError('remasking.t_off', 'must be below t_on (time runs from 1 down to 0)');
+    }
+    if (p.sampler !== REMDM_SAMPLER) throw new SettingsError('remasking', `applies to sampler '${REMDM_SAMPLER}', not '${p.sampler}'`, 'unsupported_parameter');
+  }
+  const family = familyOf(m);
+  if (!family) throw new SettingsError('model', `family '${m.family}' is not served by this engine`, 'unsupported_parameter');
+  family.validate(p, m);
+  const min = p.minEntropy;
+  if (min !== undefined && min !== 0) {
+    if (!(min > 0) || !Number.isFinite(min)) throw new SettingsError('min_entropy', `must be a non-negative number, got ${min}`);
+    const window = p.entropyWindow;
+    if (window !== undefined && (!Number.isInteger(window) || window < 2)) throw new SettingsError('entropy_window', `must be an integer of at least 2, got ${window}`);
+  }
+}
