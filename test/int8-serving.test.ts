@@ -22,7 +22,7 @@ const DEFAULT = join(ROOT, 'models', 'zoo', 'default');
 /** A copy of tiny-mdlm whose model.json is changed by `edit`. */
 function tinyCopy(edit: (m: Record<string, unknown> & { graphs: { denoiser: Record<string, unknown> } }) => void): string {
   const dir = mkdtempSync(join(tmpdir(), 'dlm-int8-'));
-  for (const f of ['denoiser.onnx', 'denoiser.int8.onnx', 'tokenizer.json']) copyFileSync(join(TINY, f), join(dir, f));
+  for (const f of ['denoiser.onnx', 'denoiser.int8.onnx', 'denoiser_kv.onnx', 'tokenizer.json']) copyFileSync(join(TINY, f), join(dir, f));
   const m = JSON.parse(readFileSync(join(TINY, 'model.json'), 'utf8'));
   edit(m);
   writeFileSync(join(dir, 'model.json'), JSON.stringify(m));
