@@ -2,7 +2,7 @@
 // its own process (inference blocks the thread it runs on, and a crashed or hung engine
 // must not take the server down); the same interface lets benchmarks call the engine
 // directly. Everything crossing it is plain data from engine/protocol.ts.
-import type { PrecisionChoice } from './precision.js';
+import type { PrecisionChoice } from './manifest.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';

@@ -26,6 +26,9 @@ const tokenId = z.number().int().nonnegative();
 
 export const PRECISIONS = ['fp32', 'int8'] as const;
 export type Precision = (typeof PRECISIONS)[number];
+/** What the user may ask for: a precision, or `auto` (the manifest's default for the device). */
+export type PrecisionChoice = Precision | 'auto';
+export const PRECISION_CHOICES: readonly PrecisionChoice[] = [...PRECISIONS, 'auto'];
 
 /** Another file of the same graph (same inputs and outputs) at another precision. */
 const VariantSchema = z.object({

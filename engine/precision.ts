@@ -5,11 +5,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Device } from './api.js';
-import { ManifestError, PRECISIONS, REQUIRED_GRAPHS, type ModelDir, type Precision } from './manifest.js';
+import { ManifestError, REQUIRED_GRAPHS, type ModelDir, type Precision, type PrecisionChoice } from './manifest.js';
 
-/** What the user may ask for: a precision, or `auto` (the manifest's default for the device). */
-export type PrecisionChoice = Precision | 'auto';
-export const PRECISION_CHOICES: readonly PrecisionChoice[] = [...PRECISIONS, 'auto'];
 
 export interface PrecisionPick {
   precision: Precision;
