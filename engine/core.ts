@@ -105,7 +105,7 @@ export class EngineCore {
   }
 
   static async open(opts: EngineOptions, events: CoreEvents): Promise<EngineCore> {
-    const dir = loadModelDir(opts.modelDir);
+    const dir = loadModelDir(opts.modelDir, { served: true });
     const m = dir.manifest;
     if (!familyOf(m)) {
       throw new EngineRequestError('unsupported_model', `model ${m.name}: family '${m.family}' is not served by this engine yet`);

@@ -227,8 +227,13 @@ function checkWeightsFrom(dir: string, role: string, from: { file: string; sha25
   }
 }
 
-/** Read and validate DIR/model.json and check that every file it names is there. */
-export function loadModelDir(dir: string): ModelDir {
+/**
+ * Read and validate DIR/model.json and check that every file it names is there. `served`: check
+ * the weight pins (a sha256 of the whole source file) of the graphs the family runs only, for a
+ * process about to serve: hashing the default's 31.6 MB denoiser.onnx for a graph no engine
+ * opens yet (denoiser_kv) would sit on every cold start's critical path.
+ */
+export function loadModelDir(dir: string, opts: { served?: boolean } = {}): ModelDir {
   const abs = resolve(dir);
   const manifestPath = join(abs, 'model.json');
   if (!existsSync(manifestPath)) {
@@ -257,7 +262,7 @@ export function loadModelDir(dir: string): ModelDir {
       if (!existsSync(vp)) throw new ManifestError(`model.json: graphs.${role}.variants.${precision}.file: ${vp} does not exist`, `graphs.${role}.variants.${precision}.file`);
       variantPaths[role]![precision] = vp;
     }
-    if (g.weights_from) checkWeightsFrom(abs, role, g.weights_from);
+    if (g.weights_from && (!opts.served || REQUIRED_GRAPHS[manifest.family].includes(role))) checkWeightsFrom(abs, role, g.weights_from);
   }
   return { dir: abs, manifest, tokenizerPath, graphPaths, variantPaths };
 }

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   ]);
   markStartup('server:modules');
   const log = pino({ level: config.logLevel });
-  const dir = loadModelDir(config.modelDir);
+  const dir = loadModelDir(config.modelDir, { served: true });
   // A model without the asked variant is refused here, by name, whatever the engine says later.
   const { precision } = pickPrecision(dir, config.precision, config.device);
   const tokenizer = TextTokenizer.fromFile(dir.tokenizerPath);

@@ -69,6 +69,9 @@ test('a kv graph whose shared weights file changed is refused, naming the field 
   writeFileSync(join(dir, 'denoiser.onnx'), graph);
   assert.throws(() => loadModelDir(dir), (err: unknown) =>
     err instanceof ManifestError && err.field === 'graphs.denoiser_kv.weights_from.sha256' && /dlm\.export_kv/.test(err.message));
+  // A serving load checks only the pins of graphs its family runs: no engine opens denoiser_kv
+  // yet, so the model still serves (its plain denoiser is what changed, and is what runs).
+  assert.equal(loadModelDir(dir, { served: true }).graphPaths.denoiser_kv, join(dir, 'denoiser_kv.onnx'));
   // A malformed pin is a schema error on the same field.
   const man = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { graphs: { denoiser_kv: { weights_from: { sha256: string } } } };
   man.graphs.denoiser_kv.weights_from.sha256 = 'not-a-hash';
