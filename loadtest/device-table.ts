@@ -1,5 +1,5 @@
 // Turns the device probe's JSON reports (probe-<device>-<model>.json, as scripts/gpu-check.sh
-// writes them) into the README's benchmark table: one row per model, graph and device, one
+// writes them) into docs/gpu.md's device benchmark table: one row per model, graph and device, one
 // column per batch size, and the ratio of each device to the CPU on the same graph.
 //
 //   node dist/loadtest/device-table.js --gpu "NVIDIA H100 80GB HBM3" OUT/probe-*.json

@@ -1,4 +1,4 @@
-// A small line chart as SVG text: throughput against concurrency for the README. Written by
+// A small line chart as SVG text: throughput against concurrency for docs/benchmarks.md. Written by
 // hand (a few dozen lines) rather than pulling a plotting library into a server's
 // dependencies. The x axis is log2 (concurrency doubles), the y axis linear from 0.
 

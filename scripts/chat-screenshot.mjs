@@ -1,4 +1,4 @@
-// Takes docs/chat.png, the README's picture of the chat page: the real server on the default
+// Takes docs/chat.png, docs/chat.md's picture of the chat page: the real server on the default
 // model, a reply with the denoising canvas, replayed to a step where some positions are still
 // masked. Run after `npm run build`: node scripts/chat-screenshot.mjs [OUT.png]
 import { spawn } from 'node:child_process';

@@ -266,7 +266,7 @@ if [[ $base_only == 0 ]]; then
 fi
 
 if compgen -G "${work}/probes/probe-*.json" >/dev/null; then
-  step "table (README benchmarks)"
+  step "table (docs/gpu.md benchmarks)"
   node dist/loadtest/device-table.js --gpu "${gpu%%,*}" "${work}"/probes/probe-*.json | tee "${out}/table.md"
   node -e 'const fs = require("fs"); console.log(JSON.stringify(process.argv.slice(1).map((f) => JSON.parse(fs.readFileSync(f, "utf8")))))' \
     "${work}"/probes/probe-*.json >"${out}/probes.json"

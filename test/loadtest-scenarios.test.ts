@@ -1,6 +1,6 @@
 // `npm run loadtest` end to end on the tiny model: every scenario runs briefly at two
 // concurrencies against a real server the CLI starts on loopback, and its JSON and SVG hold
-// what the README's numbers come from.
+// what docs/benchmarks.md's load-test numbers come from.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -102,7 +102,7 @@ def manifest(family: str, name: str, cfg: DiTConfig, n_params: int, inputs: list
 
 def write_card(out: str, m: dict, r: dict, graph_bytes: int) -> None:
     """The model card: what the network is, how it was trained, what it scores. Sample quality
-    (Gen PPL, entropy) lives in the README's quality table, measured with the yardstick."""
+    (Gen PPL, entropy) lives in docs/families.md's quality table, measured with the yardstick."""
     kind = 'Duo (uniform-state diffusion)' if r['family'] == 'duo' else 'LDDM-M (masked diffusion with loopholing)'
     arch = m['architecture']
     lines = [
@@ -126,7 +126,7 @@ def write_card(out: str, m: dict, r: dict, graph_bytes: int) -> None:
         lines.append('Loss: MDLM\'s masked loss on self-conditioned logits: half of each batch sees the detached '
                      'last hidden state of a first pass through LayerNorm (zero-initialised) added to its embeddings '
                      '(models/dlm/lddm.py). The validation NELBO is scored with that latent.')
-    lines += ['', 'Sample quality (Gen PPL under the judge, unigram entropy) is in the README\'s quality table.', '']
+    lines += ['', 'Sample quality (Gen PPL under the judge, unigram entropy) is in the quality table of dlm-serve\'s docs/families.md.', '']
     with open(os.path.join(out, 'README.md'), 'w') as f:
         f.write('\n'.join(lines))
 
