@@ -116,18 +116,27 @@ def sentence_of(text: str) -> str:
     return text if text[-1] in '.?!' else text + '.'
 
 
+def held_out_synsets(senses=None) -> set:
+    """The first-sense synsets of the held-out words: never in any training text."""
+    senses = senses or first_senses()
+    return {senses[w][0] for w in senses if held_out(w)}
+
+
 def wordnet_pairs(rng: random.Random):
     synsets = read_synsets()
     senses = first_senses()
     held_words = {w for w in senses if held_out(w)}
-    held_synsets = {senses[w][0] for w in held_words}
+    held_synsets = held_out_synsets(senses)
+    # Distinct synsets can share a gloss or an example word for word: those are held out too.
+    held_glosses = {synsets[k][2] for k in held_synsets}
+    held_examples = {e for k in held_synsets for e in synsets[k][3]}
     train, held = [], []
     for word, (key, _) in sorted(senses.items()):
         ss_type, words, gloss, examples = synsets[key]
         if len(gloss) < 8 or len(gloss) > 200:
             continue
         is_held = word in held_words
-        if not is_held and key in held_synsets:
+        if not is_held and (key in held_synsets or gloss in held_glosses):
             continue  # a held-out word's meaning, asked under a synonym: never trained on
         answer = definition_answer(word, ss_type, gloss)
         sink = held if is_held else train
@@ -135,7 +144,8 @@ def wordnet_pairs(rng: random.Random):
             sink.append({'kind': 'define', 'key': word, 'reference': gloss,
                          'messages': [{'role': 'user', 'content': q.format(w=word)},
                                       {'role': 'assistant', 'content': answer}]})
-        uses = [e for e in examples if re.search(rf'\b{re.escape(word)}', e.lower())]
+        uses = [e for e in examples if re.search(rf'\b{re.escape(word)}', e.lower())
+                and (is_held or e not in held_examples)]
         for ex in uses[:2]:
             s = sentence_of(ex)
             sink.append({'kind': 'sentence', 'key': word, 'reference': s,
@@ -150,6 +160,8 @@ def wordnet_pairs(rng: random.Random):
             if w in held_words or not re.fullmatch(r'[a-z]{3,}', w):
                 continue
             for ex in examples[:1]:
+                if ex in held_examples:
+                    continue
                 if re.search(rf'\b{re.escape(w)}', ex.lower()) and rng.random() < 0.3:
                     s = sentence_of(ex)
                     train.append({'kind': 'sentence', 'key': w, 'reference': s,
