@@ -37,8 +37,9 @@ function chatSection(c: ChatYardstickResult, free: ScoredExchange[], pairsFile: 
   const rows = Object.entries(c.byKind).map(([k, s]) => `| ${k} | ${s.n} | ${s.f1.toFixed(3)} | ${s.rougeL.toFixed(3)} |`);
   const byKey = new Map(c.exchanges.map((e) => [`${e.kind}/${e.key}`, e]));
   const shown = pickPairs(c.exchanges, 8).map((p) => byKey.get(`${p.kind}/${p.key}`)!);
+  const line = (s: string) => s.replace(/\n/g, '\n> ');
   const convo = (msgs: { role: string; content: string }[], answer: string) =>
-    msgs.slice(0, -1).map((m) => `> **${m.role}:** ${m.content}`).join('\n>\n') + `\n>\n> **assistant (model):** ${answer || '(empty)'}`;
+    msgs.slice(0, -1).map((m) => `> **${m.role}:** ${line(m.content)}`).join('\n>\n') + `\n>\n> **assistant (model):** ${line(answer) || '(empty)'}`;
   return `
 ## Chat yardstick
 
