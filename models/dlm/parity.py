@@ -2,7 +2,8 @@
 files plus an index (cases.json); test/models-parity.test.ts runs the same inputs through
 onnxruntime-node and compares. With --random it first builds and exports a small random model
 (non-zero output layer, so logits carry signal), which is what CI uses; with --run it checks a
-trained run against its export."""
+trained run against its export; with --recover MODEL_DIR it checks the PyTorch model recovered
+from a shipped graph (from_onnx.py) against that graph itself."""
 import json
 import os
 
@@ -57,7 +58,15 @@ def write_cases(model: DiT, graph: str, out_dir: str, fp16=False):
 
 
 def main(argv=None):
-    a = parse_parity(parity_parser(__doc__), argv)
+    ap = parity_parser(__doc__)
+    ap.add_argument('--recover', default=None, help='a shipped MDLM model directory')
+    a = parse_parity(ap, argv)
+    if a.recover:
+        from .from_onnx import recover
+        model, man = recover(a.recover)
+        write_cases(model, os.path.join(a.recover, man['graphs']['denoiser']['file']), a.out)
+        print(json.dumps({'out': a.out}))
+        return
     model = load_run(a.run)[0] if a.run else random_model()
     graph = os.path.join(a.out, 'denoiser.onnx')
     export_graph(MdlmDenoiser(model).eval(), graph)
