@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { PRECISIONS, type Precision } from './precisions.js';
 
 export const MANIFEST_FORMAT = 'dlm-serve.model/1';
 
@@ -24,11 +25,7 @@ export const REQUIRED_GRAPHS: Record<Family, readonly string[]> = {
 
 const tokenId = z.number().int().nonnegative();
 
-export const PRECISIONS = ['fp32', 'int8'] as const;
-export type Precision = (typeof PRECISIONS)[number];
-/** What the user may ask for: a precision, or `auto` (the manifest's default for the device). */
-export type PrecisionChoice = Precision | 'auto';
-export const PRECISION_CHOICES: readonly PrecisionChoice[] = [...PRECISIONS, 'auto'];
+export { PRECISIONS, PRECISION_CHOICES, type Precision, type PrecisionChoice } from './precisions.js';
 
 /** Another file of the same graph (same inputs and outputs) at another precision. */
 const VariantSchema = z.object({

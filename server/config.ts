@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Device } from '../engine/api.js';
-import { PRECISION_CHOICES, type PrecisionChoice } from '../engine/manifest.js';
+import { PRECISION_CHOICES, type PrecisionChoice } from '../engine/precisions.js';
 
 /** Repository root (this file is compiled to dist/server/config.js). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
