@@ -154,12 +154,11 @@ async function serveOne(modelDir: string, device: Device, o: { batches: number[]
       }));
       const seconds = (performance.now() - t0) / 1e3;
       unfollow();
-      const stats = { batchSizes };
       const rows = batchSizes.reduce((a, b) => a + b, 0);
       const tflops = (rows * flopsPerRow) / seconds / 1e12;
       result.sweep.push({
         batch, requests, seconds, completionTokens, tokensPerSec: completionTokens / seconds,
-        calls: stats.batchSizes.length, meanBatch: rows / Math.max(1, stats.batchSizes.length), tflops,
+        calls: batchSizes.length, meanBatch: rows / Math.max(1, batchSizes.length), tflops,
         ...(o.peakTf32 ? { peakShare: tflops / o.peakTf32 } : {}), p50Ms: median(latencies),
       });
     }

@@ -5,7 +5,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 import torch
 
 from dlm import from_onnx, manifest as mf, sft
@@ -117,7 +116,6 @@ def test_repeated_long_lines_are_dropped_once_seen():
     assert docs == [('a/1', f'{line}\nshort'), ('b/1', 'other')]
 
 
-@pytest.mark.skipif(not os.path.exists('/usr/share/wordnet/data.noun'), reason='Debian wordnet-base not installed')
 def test_held_out_words_and_meanings_never_reach_training():
     import random
     from data.build_instructions import wordnet_pairs
