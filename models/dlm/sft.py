@@ -50,8 +50,9 @@ class ChatExamples:
 
 
 def sft_batch(ex: ChatExamples, rows: np.ndarray, rng: np.random.Generator, eos: int, pad: int,
-              max_len: int, canvas_max: int):
-    """tokens [B,L], attention mask [B,L], response mask [B,L] (response + its EOS padding)."""
+              max_len: int, canvas_max: int, pad_weight: float = 1.0):
+    """tokens [B,L], attention mask [B,L], response weights [B,L] float: 1 on the response and
+    its closing [EOS], `pad_weight` on the [EOS] padding after it, 0 elsewhere."""
     seqs, resp = [], []
     for i in rows:
         p, r = ex.example(int(i))
@@ -60,11 +61,11 @@ def sft_batch(ex: ChatExamples, rows: np.ndarray, rng: np.random.Generator, eos:
         R = int(rng.integers(lo, hi + 1))
         seq = np.concatenate([p, r, np.full(R - lo, eos, dtype=np.int64)])
         seqs.append(seq)
-        resp.append(np.concatenate([np.zeros(len(p), bool), np.ones(R, bool)]))
+        resp.append(np.concatenate([np.zeros(len(p)), np.ones(lo), np.full(R - lo, pad_weight)]))
     L = max(len(s) for s in seqs)
     tokens = np.full((len(seqs), L), pad, dtype=np.int64)
     attn = np.zeros((len(seqs), L), dtype=np.int64)
-    rmask = np.zeros((len(seqs), L), dtype=bool)
+    rmask = np.zeros((len(seqs), L), dtype=np.float32)
     for b, (s, m) in enumerate(zip(seqs, resp)):
         tokens[b, :len(s)] = s
         attn[b, :len(s)] = 1
@@ -72,29 +73,33 @@ def sft_batch(ex: ChatExamples, rows: np.ndarray, rng: np.random.Generator, eos:
     return torch.from_numpy(tokens), torch.from_numpy(attn), torch.from_numpy(rmask)
 
 
-def sft_loss(model, tokens, attn, rmask, mask_id: int, gen: torch.Generator, eps: float):
-    """(loss, detached loss): LLaDA's SFT objective under MDLM's log-linear schedule."""
+def sft_loss(model, tokens, attn, rmask, mask_id: int, gen: torch.Generator, eps: float, device='cpu'):
+    """(loss, detached loss): LLaDA's SFT objective under MDLM's log-linear schedule. rmask holds
+    each position's loss weight (0 on the prompt and padding). The noise is drawn on the CPU
+    generator whatever the device, so a run's draws do not depend on where it trains."""
     B, L = tokens.shape
     t = ((torch.rand(1, generator=gen) + torch.arange(B) / B) % 1).clamp(min=1e-4)  # antithetic
     sigma = loglinear_sigma(t, eps)
     move = 1 - torch.exp(-sigma)
-    masked = (torch.rand(B, L, generator=gen) < move[:, None]) & rmask
+    masked = (torch.rand(B, L, generator=gen) < move[:, None]) & (rmask > 0)
     xt = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
+    w = ((1 - eps) / (1 - (1 - eps) * t) / torch.expm1(sigma))[:, None] * masked * rmask
+    xt, tokens, attn, w, rmask = (x.to(device) for x in (xt, tokens, attn, w, rmask))
     logits = model(xt, attn_bias=padding_bias(attn))
     logits = logits.float()
     logits[..., mask_id] = -1e9
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1), reduction='none').view(B, L)
-    w = ((1 - eps) / (1 - (1 - eps) * t) / torch.expm1(sigma))[:, None]
-    loss = (nll * masked * w).sum() / rmask.sum().clamp(min=1)
+    loss = (nll * w).sum() / (rmask > 0).sum().clamp(min=1)
     return loss, loss.detach()
 
 
-def text_loss(model, x0, mask_id: int, gen: torch.Generator, eps: float):
+def text_loss(model, x0, mask_id: int, gen: torch.Generator, eps: float, device='cpu'):
     B, L = x0.shape
     t = (torch.rand(1, generator=gen) + torch.arange(B) / B) % 1
     sigma = loglinear_sigma(t, eps)
     masked = torch.rand(B, L, generator=gen) < (1 - torch.exp(-sigma))[:, None]
     xt = torch.where(masked, torch.full_like(x0, mask_id), x0)
+    xt, x0, masked, t, sigma = (x.to(device) for x in (xt, x0, masked, t, sigma))
     return masked_nelbo(model(xt), x0, masked, t, sigma, eps, mask_id, 'elbo')
 
 
@@ -113,16 +118,17 @@ def evaluate(model, ex, dev_rows, text_val, mask_id, eos, pad, a):
     rng = np.random.default_rng(1234)
     s, n = 0.0, 0
     for i in range(0, len(dev_rows), a.sft_batch):
-        tok, attn, rm = sft_batch(ex, dev_rows[i:i + a.sft_batch], rng, eos, pad, a.max_len, a.canvas_max)
+        tok, attn, rm = sft_batch(ex, dev_rows[i:i + a.sft_batch], rng, eos, pad, a.max_len, a.canvas_max,
+                                  a.pad_weight)
         with autocast(a):
-            _, l = sft_loss(model, tok, attn, rm, mask_id, gen, a.eps)
+            _, l = sft_loss(model, tok, attn, rm, mask_id, gen, a.eps, a.device)
         s += float(l)
         n += 1
     w = text_val.windows()[:a.val_windows]
     tv, m = 0.0, 0
     for i in range(0, len(w), a.text_batch):
         with autocast(a):
-            _, nelbo = text_loss(model, w[i:i + a.text_batch], mask_id, gen, a.eps)
+            _, nelbo = text_loss(model, w[i:i + a.text_batch], mask_id, gen, a.eps, a.device)
         tv += float(nelbo)
         m += 1
     model.train()
@@ -130,6 +136,8 @@ def evaluate(model, ex, dev_rows, text_val, mask_id, eos, pad, a):
 
 
 def autocast(a):
+    if a.device.startswith('cuda'):
+        return torch.autocast('cuda', dtype=torch.bfloat16)
     return torch.autocast('cpu', dtype=torch.bfloat16) if a.bf16 else contextlib.nullcontext()
 
 
@@ -163,6 +171,10 @@ def main(argv=None):
     ap.add_argument('--eval-minutes', type=float, default=15.0)
     ap.add_argument('--ckpt-minutes', type=float, default=10.0)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--device', default='cpu', help="cpu, or cuda (bf16 autocast there, as dlm.train does)")
+    ap.add_argument('--pad-weight', type=float, default=1.0,
+                    help='loss weight of the [EOS] padding after the closing [EOS]: below 1 teaches less '
+                         'of "after [EOS] comes [EOS]", which made unconditional sampling emit only [EOS]')
     ap.add_argument('--bf16', dest='bf16', action='store_true', help='bf16 autocast (CPUs with AVX512-BF16/AMX)')
     ap.add_argument('--no-bf16', dest='bf16', action='store_false', help='fp32 (the default)')
     ap.add_argument('--seed', type=int, default=0)
@@ -178,7 +190,8 @@ def main(argv=None):
     mask_id, eos, pad = (vocab['[MASK]'], vocab['[EOS]'], vocab['[PAD]']) if vocab else (3, 2, 0)
 
     model = DiT(cfg)
-    model.load_state_dict({k: v.float() for k, v in torch.load(os.path.join(a.init, 'ema.pt')).items()})
+    model.load_state_dict({k: v.float() for k, v in torch.load(os.path.join(a.init, 'ema.pt'), map_location='cpu').items()})
+    model.to(a.device)
     model.train()
     ema = ema_copy(model)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.0)
@@ -194,7 +207,7 @@ def main(argv=None):
     rng = np.random.default_rng(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
     if a.resume and os.path.exists(ckpt):
-        ck = torch.load(ckpt)
+        ck = torch.load(ckpt, map_location=a.device)
         model.load_state_dict(ck['model'])
         ema.load_state_dict(ck['ema'])
         opt.load_state_dict(ck['opt'])
@@ -225,12 +238,12 @@ def main(argv=None):
         with autocast(a):
             if is_text:
                 x0 = text.batch(a.text_batch, rng)
-                loss, shown = text_loss(model, x0, mask_id, gen, a.eps)
+                loss, shown = text_loss(model, x0, mask_id, gen, a.eps, a.device)
                 n_tok = x0.numel()
             else:
                 rows = rng.choice(train_rows, size=a.sft_batch, replace=False)
-                tok, attn, rm = sft_batch(ex, rows, rng, eos, pad, a.max_len, a.canvas_max)
-                loss, shown = sft_loss(model, tok, attn, rm, mask_id, gen, a.eps)
+                tok, attn, rm = sft_batch(ex, rows, rng, eos, pad, a.max_len, a.canvas_max, a.pad_weight)
+                loss, shown = sft_loss(model, tok, attn, rm, mask_id, gen, a.eps, a.device)
                 n_tok = int(attn.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -260,13 +273,15 @@ def main(argv=None):
     st['history'].append({'step': st['step'], 'dev_sft': round(d, 4), 'val_nelbo': round(v, 4),
                           'elapsed_s': round(time.time() - t0)})
     print(json.dumps(st['history'][-1]), file=log, flush=True)
-    torch.save({k: t.detach().float() for k, t in ema.state_dict().items()}, os.path.join(a.out, 'ema.pt'))
+    torch.save({k: t.detach().float().cpu() for k, t in ema.state_dict().items()}, os.path.join(a.out, 'ema.pt'))
     results = {
         'family': 'mdlm', 'preset': 'chat-sft', 'config': cfg.to_dict(), 'params': count_params(ema),
         'init': res0.get('provenance', {}), 'steps': st['step'],
         'tokens': st['sft_tokens'] + st['text_tokens'], 'sft_tokens': st['sft_tokens'],
         'text_tokens': st['text_tokens'], 'wall_seconds': round(time.time() - t0, 1),
-        'device': f'cpu ({a.threads} threads, bf16 autocast)' if a.bf16 else f'cpu ({a.threads} threads)',
+        'device': (torch.cuda.get_device_name(0) + ' (bf16 autocast)') if a.device.startswith('cuda') else
+                  f'cpu ({a.threads} threads, bf16 autocast)' if a.bf16 else f'cpu ({a.threads} threads)',
+        'pad_weight': a.pad_weight,
         'lr': a.lr, 'ema': a.ema, 'sft_batch': a.sft_batch, 'text_batch': a.text_batch,
         'text_seq': a.text_seq, 'text_every': a.text_every, 'canvas_max': a.canvas_max,
         'chat_examples': int(len(train_rows)), 'seed': a.seed,

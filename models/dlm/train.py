@@ -40,6 +40,11 @@ PRESETS = {
     # The judge and the other families' shipped models: ~8M parameters, 16 MB in fp16 (< 20 MB).
     'judge': dict(d_model=256, n_layers=6, n_heads=4, cond_dim=128, seq_len=256, batch=256,
                   dropout=0.1),
+    # The judge and the other families on the full corpus's 8192-token vocabulary (one GPU run,
+    # models/gpu/train_all.sh): the larger embedding and head take 'judge' to 20.5 MB in fp16,
+    # past the 20 MB a non-default model may take in git; one layer fewer: ~9.4M, 18.8 MB.
+    'judge-8k': dict(d_model=256, n_layers=5, n_heads=4, cond_dim=128, seq_len=256, batch=256,
+                     dropout=0.1),
 }
 
 

@@ -126,3 +126,23 @@ def test_held_out_words_and_meanings_never_reach_training():
         assert r['key'] not in held_words
         assert r['reference'] not in held_refs, r  # no gloss or example of a held-out word
     assert all(r['key'] in held_words for r in held)
+
+
+def test_pad_weight_scales_only_the_padding_after_the_closing_eos(tmp_path):
+    prefix = str(tmp_path / 'c')
+    write_chat(prefix, [([10, 11], [20, 21, EOS])])
+    ex = sft.ChatExamples(prefix)
+    rng = np.random.default_rng(3)
+    tok, attn, rm = sft.sft_batch(ex, np.array([0]), rng, EOS, PAD, max_len=32, canvas_max=12, pad_weight=0.25)
+    n = int(attn[0].sum())
+    assert n > 5  # drawn with some padding
+    assert rm[0, :2].tolist() == [0, 0] and rm[0, 2:5].tolist() == [1, 1, 1]
+    assert rm[0, 5:n].tolist() == [0.25] * (n - 5) and not rm[0, n:].any()
+    torch.manual_seed(0)
+    model = DiT(DiTConfig(vocab_size=40, d_model=32, n_layers=1, n_heads=2, cond_dim=16, max_length=32))
+    full, _ = sft.sft_loss(model, tok, attn, (rm > 0).float(), MASK, torch.Generator().manual_seed(0), 1e-3)
+    part, _ = sft.sft_loss(model, tok, attn, rm, MASK, torch.Generator().manual_seed(0), 1e-3)
+    none, _ = sft.sft_loss(model, tok, attn, rm * (rm == 1), MASK, torch.Generator().manual_seed(0), 1e-3)
+    # The same draws; the losses divide by the weighted positions (n - 2, n - 2, 3): the padding's
+    # share of the summed loss is scaled, not dropped.
+    assert none * 3 < part * (n - 2) < full * (n - 2)
