@@ -119,7 +119,12 @@ export function createServer(opts: ServerOptions): Promise<RunningServer> {
         reject(new Error(`could not listen on ${opts.host ?? '0.0.0.0'}:${opts.port}`));
         return;
       }
+      let closed = false;
       const close = (): void => {
+        // Once: closing uWS's listen socket twice crashes the process (seen: SIGSEGV when a
+        // drain had closed the server and its owner closed it again).
+        if (closed) return;
+        closed = true;
         unfollow();
         uWS.us_listen_socket_close(socket);
         closeSockets();

@@ -1,7 +1,10 @@
 // Frames waiting for a slow WebSocket reader. Queued frames coalesce, so that what a slow
 // reader costs us is bounded by what it has not yet seen, not by how often we had news:
 // consecutive deltas of one generation merge into one, and a generation's `step` canvas
-// replaces the one still queued (a canvas is a snapshot; only the newest matters).
+// replaces the one still queued (a canvas is a snapshot; only the newest matters). A frame may
+// carry a callback for when it has been handed to the socket (or can never be: the socket
+// closed), so that a shutdown drain waits for a generation's `done` to leave the queue, not
+// only to enter it.
 import type { StepMsg } from '../engine/protocol.js';
 
 export type OutFrame =
@@ -20,6 +23,7 @@ export function frameBytes(f: OutFrame): number {
 
 export class OutboundQueue {
   private frames: OutFrame[] = [];
+  private readonly sent = new Map<OutFrame, () => void>();
   /** Estimated bytes queued. */
   bytes = 0;
 
@@ -27,7 +31,8 @@ export class OutboundQueue {
     return this.frames.length;
   }
 
-  push(f: OutFrame): void {
+  push(f: OutFrame, onSent?: () => void): void {
+    if (onSent) this.sent.set(f, onSent);
     const last = this.frames[this.frames.length - 1];
     if (f.type === 'delta' && last?.type === 'delta' && last.id === f.id) {
       this.bytes -= frameBytes(last);
@@ -47,14 +52,29 @@ export class OutboundQueue {
     this.bytes += frameBytes(f);
   }
 
-  shift(): OutFrame | undefined {
+  /** The next frame; its callback runs after `send` hands it on. */
+  shift(send: (f: OutFrame) => void): boolean {
     const f = this.frames.shift();
-    if (f) this.bytes -= frameBytes(f);
-    return f;
+    if (!f) return false;
+    this.bytes -= frameBytes(f);
+    send(f);
+    this.settle(f);
+    return true;
   }
 
+  /** Drops every frame (the socket closed); their callbacks run, since nothing will be sent. */
   clear(): void {
+    const frames = this.frames;
     this.frames = [];
     this.bytes = 0;
+    for (const f of frames) this.settle(f);
+  }
+
+  private settle(f: OutFrame): void {
+    const cb = this.sent.get(f);
+    if (cb) {
+      this.sent.delete(f);
+      cb();
+    }
   }
 }

@@ -169,8 +169,9 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
           const cut = o.reason === 'cancelled' && held.cutShort ? ctx.drain.deadlineError() : null;
           if (o.error) send(ws, ctx, { type: 'error', id: m.id, code: o.error.code, message: o.error.message, param: null });
           if (cut) send(ws, ctx, { type: 'error', id: m.id, code: cut.code!, message: cut.message, param: null });
-          send(ws, ctx, { type: 'done', id: m.id, finish_reason: cut ? 'abort' : o.reason, stop_reason: o.stopReason, usage });
-          held.release();
+          // Released once the frame leaves the queue: a drain must not close a slow reader's
+          // socket while its `done` still waits behind backpressure.
+          send(ws, ctx, { type: 'done', id: m.id, finish_reason: cut ? 'abort' : o.reason, stop_reason: o.stopReason, usage }, () => held.release());
         },
       });
     } catch (err) {
@@ -197,14 +198,19 @@ function encode(ws: WebSocket<SocketData>, frame: OutFrame): string | Uint8Array
   return ws.getUserData().binary ? packr.pack(frame) : JSON.stringify(frame);
 }
 
-function send(ws: WebSocket<SocketData>, ctx: ServerContext, frame: OutFrame): void {
+/** `onSent` runs once the frame is handed to the socket, or at once when it never can be. */
+function send(ws: WebSocket<SocketData>, ctx: ServerContext, frame: OutFrame, onSent?: () => void): void {
   const d = ws.getUserData();
-  if (d.closed) return;
-  if (d.queue.length === 0 && ws.getBufferedAmount() < ctx.limits.wsSoftBackpressure) {
-    ws.cork(() => ws.send(encode(ws, frame), d.binary));
+  if (d.closed) {
+    onSent?.();
     return;
   }
-  d.queue.push(frame);
+  if (d.queue.length === 0 && ws.getBufferedAmount() < ctx.limits.wsSoftBackpressure) {
+    ws.cork(() => ws.send(encode(ws, frame), d.binary));
+    onSent?.();
+    return;
+  }
+  d.queue.push(frame, onSent);
   if (d.queue.bytes > ctx.limits.maxPendingBytes) {
     ctx.log.warn('WebSocket reader too slow: closing');
     d.closed = true;
@@ -217,8 +223,6 @@ function flushQueue(ws: WebSocket<SocketData>, ctx: ServerContext): void {
   const d = ws.getUserData();
   if (d.closed) return;
   ws.cork(() => {
-    while (d.queue.length > 0 && ws.getBufferedAmount() < ctx.limits.wsSoftBackpressure) {
-      ws.send(encode(ws, d.queue.shift()!), d.binary);
-    }
+    while (ws.getBufferedAmount() < ctx.limits.wsSoftBackpressure && d.queue.shift((f) => ws.send(encode(ws, f), d.binary)));
   });
 }

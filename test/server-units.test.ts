@@ -1,12 +1,18 @@
 // Pure parts of the server: the slow-reader queue, settings resolution, the CLI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OutboundQueue, frameBytes } from '../server/ws-queue.js';
+import { OutboundQueue, frameBytes, type OutFrame } from '../server/ws-queue.js';
 import { parseConfig, ConfigError } from '../server/config.js';
 import { resolveParams } from '../server/settings.js';
 import { ApiError } from '../server/errors.js';
 import type { ModelInfo } from '../engine/protocol.js';
 import { loadModelDir } from '../engine/manifest.js';
+
+function take(q: OutboundQueue): OutFrame | undefined {
+  let got: OutFrame | undefined;
+  q.shift((f) => { got = f; });
+  return got;
+}
 
 test('the slow-reader queue merges deltas and keeps only the newest step canvas', () => {
   const q = new OutboundQueue();
@@ -17,12 +23,29 @@ test('the slow-reader queue merges deltas and keeps only the newest step canvas'
   q.push({ type: 'step', id: 'a', step: 2, offset: 0, canvas: [5, 9, 9] });
   assert.equal(q.length, 3);
   const total = q.bytes;
-  const first = q.shift()!;
+  const first = take(q)!;
   assert.deepEqual(first, { type: 'delta', id: 'a', text: 'hello', tokens: [1, 2, 3] });
   assert.equal(q.bytes, total - frameBytes(first));
-  assert.deepEqual(q.shift(), { type: 'delta', id: 'b', text: 'x', tokens: [4] });
-  assert.equal((q.shift() as { step: number }).step, 2);
+  assert.deepEqual(take(q), { type: 'delta', id: 'b', text: 'x', tokens: [4] });
+  assert.equal((take(q) as { step: number }).step, 2);
   assert.equal(q.bytes, 0);
+  assert.equal(take(q), undefined);
+});
+
+test("a queued frame's callback runs after it is handed on, or when the queue is dropped", () => {
+  const q = new OutboundQueue();
+  const events: string[] = [];
+  q.push({ type: 'delta', id: 'a', text: 'x', tokens: [1] });
+  q.push({ type: 'done', id: 'a', finish_reason: 'stop', stop_reason: null, usage: {} }, () => events.push('a sent'));
+  q.push({ type: 'done', id: 'b', finish_reason: 'stop', stop_reason: null, usage: {} }, () => events.push('b dropped'));
+  q.shift((f) => events.push(`send ${f.type}`));
+  assert.deepEqual(events, ['send delta']);
+  q.shift((f) => events.push(`send ${f.type} ${f.id}`));
+  assert.deepEqual(events, ['send delta', 'send done a', 'a sent']);
+  q.clear();
+  assert.deepEqual(events, ['send delta', 'send done a', 'a sent', 'b dropped']);
+  q.clear();
+  assert.equal(events.length, 4, 'each callback runs once');
 });
 
 test('the queue stays bounded under a flood of step canvases', () => {

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { Packr } from 'msgpackr';
-import { serve, waitIdle, type Served } from './helpers/served.js';
+import { scrape, serve, waitIdle, type Served } from './helpers/served.js';
 
 let s: Served;
 before(async () => {
@@ -203,5 +203,41 @@ test('a reader that stops reading is cut off at the queue bound, and other clien
     assert.ok(fastMs < 5000, `the fast client took ${fastMs} ms`);
   } finally {
     await tight.close();
+  }
+});
+
+test("a shutdown drain waits for a slow reader's queued done before it closes the socket with 1001", async () => {
+  // The reader stops reading and floods the server with bad messages, so that the error frames
+  // fill the socket's buffers and its generation's frames wait in the server's queue behind
+  // them; the generation then finishes while the reader is still paused, and the drain starts.
+  const tight = await serve({ engine: s.engine, limits: { wsSoftBackpressure: 16 << 10, maxPendingBytes: 64 << 20 } });
+  try {
+    const ws = new WebSocket(`${tight.base.replace('http', 'ws')}/v1/ws`);
+    await new Promise((r) => ws.once('open', r));
+    const frames: { type: string; id: string | null; finish_reason?: string }[] = [];
+    ws.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as { type: string; id: string | null }));
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    ws.pause();
+    const junk = JSON.stringify({ type: 'x'.repeat(1000) });
+    for (let i = 0; i < 8000; i++) ws.send(junk);
+    ws.send(JSON.stringify({ type: 'generate', id: 'g', prompt: 'Hi', settings }));
+    const deadline = Date.now() + 60_000;
+    while ((await scrape(tight.base)).get('dlm_requests_total{api="ws",status="accepted"}') !== 1) {
+      assert.ok(Date.now() < deadline, 'the generation was not admitted');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await waitIdle(tight.base, 60_000);
+    assert.equal(tight.server.inFlight(), 1, 'its done still waits behind the unread frames, so it is still in flight');
+    const drained = tight.server.drain(30);
+    await new Promise((r) => setTimeout(r, 300));
+    ws.resume();
+    const report = await drained;
+    assert.equal(await closed, 1001);
+    const done = frames.find((f) => f.type === 'done' && f.id === 'g');
+    assert.ok(done, `the done frame reached the reader before the close (${frames.length} frames)`);
+    assert.equal(done.finish_reason, 'length');
+    assert.deepEqual(report, { finished: 1, cutShort: 0, abandoned: 0 });
+  } finally {
+    await tight.close(); // after the drain's own close: closing twice is harmless
   }
 });
