@@ -418,7 +418,8 @@ class CanvasView {
         const special = cell.text === '';
         span.textContent = cell.text === null ? ' ' : special ? '∅' : cell.text;
         if (special) span.classList.add('special');
-        span.title = `position ${cell.pos}${special ? ', special token' : ''}${cell.changes > 0 ? `, changed ${cell.changes}×` : ''}`;
+        if (cell.provisional) span.classList.add('provisional');
+        span.title = `position ${cell.pos}${special ? ', special token' : ''}${cell.provisional ? ', provisional' : ''}${cell.changes > 0 ? `, changed ${cell.changes}×` : ''}`;
         if (cell.changes > 0) span.dataset.changes = String(cell.changes);
         return span;
       }),

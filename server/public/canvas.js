@@ -8,9 +8,10 @@
  * @typedef {{ id: number | null, text: string | null }} Slot
  *   One canvas position: `text` null means masked. `id` is the token id when the frame has one.
  * @typedef {'masked' | 'new' | 'revised' | 'remasked' | 'kept'} CellState
- * @typedef {{ pos: number, text: string | null, state: CellState, changes: number }} Cell
+ * @typedef {{ pos: number, text: string | null, state: CellState, changes: number, provisional: boolean }} Cell
  *   `pos` counts generated tokens from the start of the reply; `changes` is how many times
- *   the token at `pos` was replaced or masked again so far.
+ *   the token at `pos` was replaced or masked again so far; `provisional`: the frame's `marks`
+ *   say a later step may still change this token (Duo, ReMDM), where 'final' ones never change.
  * @typedef {{ step: number, offset: number, cells: Cell[], counts: Record<CellState, number> }} StepView
  */
 
@@ -38,7 +39,7 @@ export function readSlot(entry, text, maskId) {
  * The slots of a `step` frame.
  * @param {Record<string, unknown>} frame
  * @param {number | null} maskId the model's mask id when the frame does not carry one
- * @returns {{ step: number, offset: number, slots: Slot[] }}
+ * @returns {{ step: number, offset: number, slots: Slot[], marks?: string }}
  */
 export function readStep(frame, maskId) {
   const canvas = Array.isArray(frame.canvas) ? frame.canvas : [];
@@ -48,6 +49,7 @@ export function readStep(frame, maskId) {
     step: typeof frame.step === 'number' ? frame.step : 0,
     offset: typeof frame.offset === 'number' ? frame.offset : 0,
     slots: canvas.map((entry, i) => readSlot(entry, texts === null ? undefined : texts[i], mask)),
+    ...(typeof frame.marks === 'string' ? { marks: frame.marks } : {}),
   };
 }
 
@@ -70,7 +72,7 @@ export class CanvasTracker {
   }
 
   /**
-   * @param {{ step: number, offset: number, slots: Slot[] }} step
+   * @param {{ step: number, offset: number, slots: Slot[], marks?: string }} step
    * @returns {StepView}
    */
   apply(step) {
@@ -89,7 +91,7 @@ export class CanvasTracker {
       if (state === 'revised' || state === 'remasked') this.changes.set(pos, (this.changes.get(pos) ?? 0) + 1);
       this.last.set(pos, key);
       counts[state] += 1;
-      return { pos, text: slot.text, state, changes: this.changes.get(pos) ?? 0 };
+      return { pos, text: slot.text, state, changes: this.changes.get(pos) ?? 0, provisional: step.marks?.[i] === 'p' };
     });
     return { step: step.step, offset: step.offset, cells, counts };
   }
