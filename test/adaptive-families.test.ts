@@ -1,6 +1,7 @@
 // The adaptive samplers and the step marks on the block families (BD3-LM, E2D2), through the
 // engine process on their zoo models: both rules decode every block, gamma 0 spends a call per
-// token where a huge bound spends one per block, and the step messages keep the marks' rules.
+// token where a huge bound spends one per block, and the step messages keep the marks' rules
+// (on ASSD too).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEngine } from '../engine/client.js';
@@ -8,7 +9,7 @@ import type { Engine } from '../engine/api.js';
 import type { DoneMsg, GenerationParams, StepMsg } from '../engine/protocol.js';
 import { checkStepMarks } from './helpers/step-marks.js';
 
-const MODELS = ['models/zoo/bd3lm-brown', 'models/zoo/e2d2-brown'];
+const MODELS = ['models/zoo/bd3lm-brown', 'models/zoo/e2d2-brown', 'models/zoo/asarm-brown'];
 const engines: Engine[] = [];
 before(async () => {
   engines.push(...(await Promise.all(MODELS.map((modelDir) => startEngine({ modelDir, device: 'cpu', threads: 1 })))));
@@ -29,7 +30,7 @@ async function decode(e: Engine, p: Partial<GenerationParams>): Promise<{ tokens
 }
 
 test('entropy_bound and confidence_factor on BD3-LM and E2D2: calls follow the bound, marks hold', async () => {
-  for (const e of engines) {
+  for (const e of engines.slice(0, 2)) {
     const name = e.model.name;
     // First a run that puts the prompt's blocks in the shared cache, so that the runs compared
     // below both find them there.
@@ -58,4 +59,12 @@ test('drafts on a block: the arg max for each masked position of the block', asy
     assert.equal(s.drafts!.length, s.canvas.length);
     s.drafts!.forEach((d, i) => assert.equal(d < 0, s.canvas[i] !== e.model.maskId, `step ${s.step}, position ${i}`));
   }
+});
+
+test('ASSD: an accepted token is final, the rest masked, and they never change', async () => {
+  const e = engines[2]!;
+  const r = await decode(e, {});
+  assert.equal(r.tokens.length, 24);
+  const marks = checkStepMarks(r.steps, e.model.maskId, r.tokens);
+  assert.ok(marks.finals >= 24 && !r.steps.some((s) => s.marks.includes('p')));
 });
