@@ -142,7 +142,7 @@ export class EngineCore {
           this.events.commit(id, tokens);
           if (entropy?.push(tokens)) this.lowEntropy.add(id);
         },
-        step: (step, offset, canvas) => this.events.step({ type: 'step', id, step, offset, canvas }),
+        step: (view) => this.events.step({ type: 'step', id, ...view }),
       },
     });
     if (!this.scheduler.submit(seq)) throw new EngineRequestError('queue_full', 'the engine queue is full; retry later');

@@ -32,6 +32,12 @@ export interface GenerationParams {
   blockSize?: number;
   /** Fast-dLLM: unmask every position whose confidence exceeds this. */
   confidenceThreshold?: number;
+  /** Fast-dLLM's factor rule (sampler confidence_factor): the largest n with (n + 1)(1 - c_n) < f. */
+  confidenceFactor?: number;
+  /** EB-sampler (sampler entropy_bound): the entropies committed per call, less the largest, stay <= this (nats). */
+  entropyBound?: number;
+  /** Step messages also carry each masked position's arg max proposal (`drafts`). */
+  streamDrafts?: boolean;
   /** ReMDM remasking on masked models. */
   remasking?: RemaskingParams;
   /** ASSD: tokens drafted per call. */
@@ -144,6 +150,13 @@ export interface StepMsg {
   offset: number;
   /** Token ids on the canvas; maskId where still masked. */
   canvas: number[];
+  /**
+   * One character per canvas position (engine/step-view.ts): 'f' final (never changes again),
+   * 'p' provisional (a later step may change it), 'm' masked.
+   */
+  marks: string;
+  /** With params.streamDrafts: each masked position's arg max proposal; -1 at the others. */
+  drafts?: number[];
 }
 
 export interface DoneMsg {

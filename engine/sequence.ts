@@ -3,6 +3,7 @@
 // one run; a sequence never owns batch tensors, only its own row's inputs and outputs.
 import type { FinishReason, Usage } from './protocol.js';
 import type { RowTensor } from './row-tensor.js';
+import type { StepView } from './step-view.js';
 
 /** One row of a network call. */
 export interface RowCall {
@@ -27,7 +28,8 @@ export interface RowCall {
 /** Where a sequence's results go (the engine process forwards them to the server). */
 export interface SequenceSink {
   commit(tokens: number[]): void;
-  step(step: number, offset: number, canvas: number[]): void;
+  /** The canvas after a denoising step, its marks and drafts (only when params.streamSteps). */
+  step(view: StepView): void;
 }
 
 export type Next = { kind: 'call'; call: RowCall } | { kind: 'local' } | { kind: 'done' };

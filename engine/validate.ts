@@ -26,6 +26,7 @@ export function validateParams(model: ModelInfo, p: GenerationParams): void {
     }
     if (p.sampler !== REMDM_SAMPLER) throw new SettingsError('remasking', `applies to sampler '${REMDM_SAMPLER}', not '${p.sampler}'`, 'unsupported_parameter');
   }
+  checkAdaptive(p, model);
   const family = familyOf(m);
   if (!family) throw new SettingsError('model', `family '${m.family}' is not served by this engine`, 'unsupported_parameter');
   family.validate(p, m);
@@ -34,5 +35,24 @@ export function validateParams(model: ModelInfo, p: GenerationParams): void {
     if (!(min > 0) || !Number.isFinite(min)) throw new SettingsError('min_entropy', `must be a non-negative number, got ${min}`);
     const window = p.entropyWindow;
     if (window !== undefined && (!Number.isInteger(window) || window < 2)) throw new SettingsError('entropy_window', `must be an integer of at least 2, got ${window}`);
+  }
+}
+
+/**
+ * The adaptive rules' knobs (a finite bound >= 0: 0 commits one token per call) belong to their
+ * own sampler; drafts need [MASK] positions to propose for.
+ */
+function checkAdaptive(p: GenerationParams, model: ModelInfo): void {
+  const knobs = [['confidence_factor', p.confidenceFactor], ['entropy_bound', p.entropyBound]] as const;
+  for (const [field, v] of knobs) {
+    if (v === undefined) continue;
+    if (!model.samplers.includes(field)) {
+      throw new SettingsError(field, `model ${model.name} has no sampler '${field}' (it supports ${model.samplers.join(', ')})`, 'unsupported_parameter');
+    }
+    if (!(v >= 0) || !Number.isFinite(v)) throw new SettingsError(field, `must be a finite number >= 0, got ${v}`);
+    if (p.sampler !== field) throw new SettingsError(field, `applies to sampler '${field}', not '${p.sampler}'`, 'unsupported_parameter');
+  }
+  if (p.streamDrafts && model.maskId === null) {
+    throw new SettingsError('stream_drafts', `${model.name} has no [MASK] positions to propose drafts for: its step canvases are the drafts`, 'unsupported_parameter');
   }
 }

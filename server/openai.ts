@@ -87,6 +87,9 @@ async function readRequest(ctx: ServerContext, api: Api, res: HttpResponse, stat
   if (r.stream_steps) {
     throw ApiError.badRequest('stream_steps: denoising steps stream over the WebSocket API (/v1/ws) only', 'stream_steps', 'unsupported_parameter');
   }
+  if (r.stream_drafts) {
+    throw ApiError.badRequest('stream_drafts: drafts ride the step frames of the WebSocket API (/v1/ws) only', 'stream_drafts', 'unsupported_parameter');
+  }
   if (r.stream_options != null && !r.stream) {
     throw ApiError.badRequest('stream_options: only allowed when stream is true', 'stream_options', 'invalid_value');
   }

@@ -40,12 +40,17 @@ export const SETTINGS_SHAPE = {
   sampler: z.string().min(1).nullish(),
   block_size: z.number().int().positive().nullish(),
   confidence_threshold: z.number().gt(0).lte(1).nullish(),
+  /** The adaptive samplers' bounds, named as their samplers are; ranges in validateParams. */
+  confidence_factor: z.number().nullish(),
+  entropy_bound: z.number().nullish(),
   remasking: RemaskingSchema.nullish(),
   speculative_k: z.number().int().positive().nullish(),
   /** BD3-LM's variable-length rule: stop once the last entropy_window tokens fall below min_entropy nats; 0 turns it off. */
   min_entropy: z.number().min(0).nullish(),
   entropy_window: z.number().int().min(2).nullish(),
   stream_steps: z.boolean().nullish(),
+  /** Step frames carry each masked position's proposal too (implies stream_steps). */
+  stream_drafts: z.boolean().nullish(),
   ignore_eos: z.boolean().nullish(),
 } as const;
 
@@ -101,8 +106,8 @@ export function resolveParams(
   }
   const maxTokens = asked ?? Math.min(d.maxTokens, most);
 
-  // A remasking setting alone asks for the sampler that reads it.
-  const sampler = s.sampler ?? (s.remasking != null && model.samplers.includes('remdm') ? 'remdm' : d.sampler);
+  // A remasking setting alone asks for the sampler that reads it; so does an adaptive bound.
+  const sampler = s.sampler ?? (s.remasking != null && model.samplers.includes('remdm') ? 'remdm' : adaptiveSampler(s, model) ?? d.sampler);
   const steps = s.steps ?? d.steps;
 
   // Fields this model does not read at all; their values are validateParams' business.
@@ -138,8 +143,11 @@ export function resolveParams(
     seed,
     ignoreEos,
     stopTokenIds: !ignoreEos && model.eosId !== null ? [model.eosId] : [],
-    streamSteps: s.stream_steps ?? false,
+    streamSteps: (s.stream_steps ?? false) || s.stream_drafts === true,
   };
+  if (s.stream_drafts === true) params.streamDrafts = true;
+  if (s.confidence_factor != null) params.confidenceFactor = s.confidence_factor;
+  if (s.entropy_bound != null) params.entropyBound = s.entropy_bound;
   if (blockSize !== undefined) params.blockSize = blockSize;
   const threshold = s.confidence_threshold ?? d.confidenceThreshold;
   if (threshold !== undefined) params.confidenceThreshold = threshold;
@@ -156,6 +164,12 @@ export function resolveParams(
     throw err;
   }
   return params;
+}
+
+/** The adaptive sampler whose bound the request set (each bound is named as its sampler), if the model has it. */
+function adaptiveSampler(s: Settings, model: ModelInfo): string | null {
+  const named = s.confidence_factor != null ? 'confidence_factor' : s.entropy_bound != null ? 'entropy_bound' : null;
+  return named !== null && model.samplers.includes(named) ? named : null;
 }
 
 /** A seed for requests that give none: any 31-bit value. */

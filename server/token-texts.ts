@@ -51,6 +51,13 @@ export class TokenTexts {
     if (table === null) throw new Error('TokenTexts.canvasText before ready()');
     return canvas.map((id) => (id === this.maskId ? null : table[id] ?? ''));
   }
+
+  /** Drafts as text: null where there is no proposal (a negative id). Call only after ready(). */
+  draftText(drafts: readonly number[]): (string | null)[] {
+    const table = this.table;
+    if (table === null) throw new Error('TokenTexts.draftText before ready()');
+    return drafts.map((id) => (id < 0 ? null : table[id] ?? ''));
+  }
 }
 
 const shared = new WeakMap<object, TokenTexts>();

@@ -1,4 +1,5 @@
-// The usage object of a response (OpenAI's, plus our `nfe`), added up over a request's sequences.
+// The usage object of a response (OpenAI's, plus our `nfe` and `tokens_per_nfe`), added up over a
+// request's sequences.
 import type { Usage } from '../engine/protocol.js';
 
 export interface UsageBody {
@@ -7,6 +8,11 @@ export interface UsageBody {
   total_tokens: number;
   prompt_tokens_details: { cached_tokens: number };
   nfe: number;
+  /**
+   * Completion tokens per network call, to 3 decimals (0 before any call): what parallel
+   * decoding bought. 1 for one token per call; a whole window per call is its length.
+   */
+  tokens_per_nfe: number;
 }
 
 /**
@@ -35,5 +41,6 @@ export function usageBody(prompts: number[][], usages: readonly (Usage | null)[]
     total_tokens: prompt + completion,
     prompt_tokens_details: { cached_tokens: cached },
     nfe,
+    tokens_per_nfe: nfe > 0 ? Math.round((completion / nfe) * 1000) / 1000 : 0,
   };
 }

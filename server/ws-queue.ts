@@ -9,14 +9,22 @@ import type { StepMsg } from '../engine/protocol.js';
 
 export type OutFrame =
   | { type: 'delta'; id: string; text: string; tokens: number[] }
-  | ({ type: 'step' } & Omit<StepMsg, 'type' | 'id'> & { id: string; canvas_text?: (string | null)[] })
+  | ({ type: 'step' } & Omit<StepMsg, 'type' | 'id' | 'drafts'> & { id: string; canvas_text?: (string | null)[] } & DraftFields)
   | { type: 'done'; id: string; finish_reason: string; stop_reason: string | null; usage: unknown }
   | { type: 'error'; id: string | null; code: string; message: string; param: string | null; retry_after?: number };
+
+/** stream_drafts: each masked position's proposal (null at the others), as ids and as text. */
+export interface DraftFields {
+  drafts?: (number | null)[];
+  drafts_text?: (string | null)[];
+}
+
+const textBytes = (texts: (string | null)[] | undefined): number => texts?.reduce((n, t) => n + (t === null ? 4 : t.length * 3 + 3), 0) ?? 0;
 
 /** An upper estimate of a frame's encoded size (JSON of UTF-16 text, ids up to 9 bytes). */
 export function frameBytes(f: OutFrame): number {
   if (f.type === 'delta') return f.text.length * 3 + f.tokens.length * 9 + 64;
-  if (f.type === 'step') return f.canvas.length * 9 + (f.canvas_text?.reduce((n, t) => n + (t === null ? 4 : t.length * 3 + 3), 0) ?? 0) + 64;
+  if (f.type === 'step') return f.canvas.length * 10 + textBytes(f.canvas_text) + (f.drafts?.length ?? 0) * 9 + textBytes(f.drafts_text) + 64;
   if (f.type === 'error') return f.message.length * 3 + 128;
   return 256;
 }

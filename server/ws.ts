@@ -148,7 +148,7 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     }
     if (ctx.drain.draining) throw ctx.drain.refusal();
     // Step frames carry the canvas as text too (canvas_text), for clients without a tokenizer.
-    const texts = settings.stream_steps ? tokenTextsFor(ctx.tokenizer, ctx.model.vocabSize, ctx.model.maskId) : null;
+    const texts = settings.stream_steps || settings.stream_drafts ? tokenTextsFor(ctx.tokenizer, ctx.model.vocabSize, ctx.model.maskId) : null;
     let run: RequestRun;
     try {
       run = RequestRun.admit(ctx, plan, {
@@ -156,8 +156,10 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
         step: async (_, s) => {
           if (texts !== null && !texts.isReady) await texts.ready();
           send(ws, ctx, {
-            type: 'step', id: m.id, step: s.step, offset: s.offset, canvas: s.canvas,
+            type: 'step', id: m.id, step: s.step, offset: s.offset, canvas: s.canvas, marks: s.marks,
             ...(texts !== null ? { canvas_text: texts.canvasText(s.canvas) } : {}),
+            ...(s.drafts !== undefined ? { drafts: s.drafts.map((d) => (d < 0 ? null : d)) } : {}),
+            ...(s.drafts !== undefined && texts !== null ? { drafts_text: texts.draftText(s.drafts) } : {}),
           });
         },
         finished: (outcomes, usage) => {

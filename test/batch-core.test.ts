@@ -1,7 +1,7 @@
 // Iteration-level batching on the real tiny model, through EngineCore in this process (so that
 // the test decides exactly at which tick a sequence joins or leaves). A sequence must come out
 // the same whether it ran alone or in a batch with others that use other samplers, lengths,
-// prompts and settings, join and leave between ticks, or are cancelled mid-run: the graphs
+// prompts and settings (the adaptive rules too), join and leave between ticks, or are cancelled mid-run: the graphs
 // mask padding out of attention, and each sequence owns its RNG, so there is no tolerance to
 // state: the tokens are equal.
 import { after, before, test } from 'node:test';
@@ -71,6 +71,10 @@ const REQUESTS: { prompt: number[]; params: GenerationParams }[] = [
   { prompt: [5, 6, 7], params: base({ seed: 1, maxTokens: 6, steps: 3 }) },
   { prompt: [11, 12], params: base({ seed: 11, sampler: 'ddpm_cache', steps: 64, maxTokens: 8 }) },
   { prompt: [500, 501, 502, 503, 504, 505], params: base({ seed: 12, sampler: 'first_hitting', maxTokens: 10 }) },
+  // The adaptive rules: a data-dependent number of tokens per call, and drafts on the step messages.
+  { prompt: [13, 14], params: base({ seed: 13, sampler: 'entropy_bound', entropyBound: 20, maxTokens: 20 }) },
+  { prompt: [15], params: base({ seed: 14, sampler: 'confidence_factor', confidenceFactor: 4, maxTokens: 18, streamDrafts: true }) },
+  { prompt: [16, 17, 18], params: base({ seed: 15, sampler: 'entropy_bound', entropyBound: 0, temperature: 0, maxTokens: 9 }) },
 ];
 
 let batched: Core;
@@ -140,7 +144,7 @@ test('no cross-talk: the same request twice in one batch agrees with itself, a n
 });
 
 test('max batch 1 turns batching off: every call holds one sequence, and the tokens do not change', async () => {
-  const picks = [0, 3, 5, 6];
+  const picks = [0, 3, 5, 6, 12, 13];
   unbatched.batchSizes.length = 0;
   const got = await Promise.all(picks.map((i) => unbatched.run(REQUESTS[i]!.prompt, REQUESTS[i]!.params).result));
   got.forEach((g, k) => assert.deepEqual(g.tokens, alone[picks[k]!]!.tokens, `request ${picks[k]}`));

@@ -9,12 +9,12 @@ interface Slot { id: number | null; text: string | null }
 interface StepView {
   step: number;
   offset: number;
-  cells: { pos: number; text: string | null; state: CellState; changes: number }[];
+  cells: { pos: number; text: string | null; state: CellState; changes: number; provisional: boolean; draft: string | null }[];
   counts: Record<CellState, number>;
 }
 interface CanvasModule {
-  readStep(frame: Record<string, unknown>, maskId: number | null): { step: number; offset: number; slots: Slot[] };
-  CanvasTracker: new () => { apply(step: { step: number; offset: number; slots: Slot[] }): StepView };
+  readStep(frame: Record<string, unknown>, maskId: number | null): { step: number; offset: number; slots: Slot[]; marks?: string; drafts?: (string | null)[] };
+  CanvasTracker: new () => { apply(step: { step: number; offset: number; slots: Slot[]; marks?: string; drafts?: (string | null)[] }): StepView };
 }
 interface StatsModule {
   readUsage(u: unknown): { promptTokens: number | null; completionTokens: number | null; nfe: number | null; cachedTokens: number | null };
@@ -76,6 +76,12 @@ test('canvas: decoded text, the frame mask id, and string canvases', () => {
   // canvas_text null marks a masked position even when the page does not know the mask id.
   const nullText = canvas.readStep({ step: 1, offset: 0, canvas: [7, 8, 1], canvas_text: [' a', null, ''] }, null);
   assert.deepEqual(nullText.slots, [{ id: 7, text: ' a' }, { id: 8, text: null }, { id: 1, text: '' }]);
+  // marks: 'p' positions may still change (Duo, ReMDM); 'f' ones are final.
+  const marked = new canvas.CanvasTracker().apply(canvas.readStep({ step: 1, offset: 0, canvas: [7, 8, 42], marks: 'pfm' }, 42));
+  assert.deepEqual(marked.cells.map((c) => c.provisional), [true, false, false]);
+  // drafts_text: a masked position's proposal, shown in its cell; decoded ones have none.
+  const drafted = new canvas.CanvasTracker().apply(canvas.readStep({ step: 1, offset: 0, canvas: [7, 42], canvas_text: [' a', null], drafts_text: [null, ' b'], marks: 'fm' }, 42));
+  assert.deepEqual(drafted.cells.map((c) => c.draft), [null, ' b']);
   const strings = canvas.readStep({ step: 1, canvas: ['a', null] }, null);
   assert.deepEqual(strings.slots, [{ id: null, text: 'a' }, { id: null, text: null }]);
   // Same string, no ids: compared by text.

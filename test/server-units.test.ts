@@ -18,9 +18,9 @@ test('the slow-reader queue merges deltas and keeps only the newest step canvas'
   const q = new OutboundQueue();
   q.push({ type: 'delta', id: 'a', text: 'he', tokens: [1] });
   q.push({ type: 'delta', id: 'a', text: 'llo', tokens: [2, 3] });
-  q.push({ type: 'step', id: 'a', step: 1, offset: 0, canvas: [9, 9, 9] });
+  q.push({ type: 'step', id: 'a', step: 1, offset: 0, canvas: [9, 9, 9], marks: 'mmm' });
   q.push({ type: 'delta', id: 'b', text: 'x', tokens: [4] });
-  q.push({ type: 'step', id: 'a', step: 2, offset: 0, canvas: [5, 9, 9] });
+  q.push({ type: 'step', id: 'a', step: 2, offset: 0, canvas: [5, 9, 9], marks: 'fmm' });
   assert.equal(q.length, 3);
   const total = q.bytes;
   const first = take(q)!;
@@ -50,7 +50,7 @@ test("a queued frame's callback runs after it is handed on, or when the queue is
 
 test('the queue stays bounded under a flood of step canvases', () => {
   const q = new OutboundQueue();
-  for (let i = 0; i < 10_000; i++) q.push({ type: 'step', id: String(i % 4), step: i, offset: 0, canvas: new Array(64).fill(1) });
+  for (let i = 0; i < 10_000; i++) q.push({ type: 'step', id: String(i % 4), step: i, offset: 0, canvas: new Array(64).fill(1), marks: 'f'.repeat(64) });
   assert.equal(q.length, 4);
   assert.ok(q.bytes < 4 * 1024);
 });

@@ -30,6 +30,7 @@ export const asarmFamily: Family = {
     if (params.confidenceThreshold !== undefined) {
       throw new SettingsError('confidence_threshold', `is a masked-diffusion setting; ${m.name} decodes with ASSD`, 'unsupported_parameter');
     }
+    if (params.streamDrafts) throw new SettingsError('stream_drafts', `${m.name} decodes with ASSD, which has no per-position proposals to stream`, 'unsupported_parameter');
   },
   create(id, prompt, params, { manifest, sink }) {
     return new AsarmSequence(id, prompt, params, asarmModel(manifest), sink);

@@ -14,6 +14,7 @@ import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import { AssdState, type AsarmRow } from '../samplers/assd.js';
 import type { Next, Sequence, SequenceSink } from '../sequence.js';
+import { FINAL, MASKED } from '../step-view.js';
 import { stopTokens } from './stop-tokens.js';
 
 export interface AsarmModel {
@@ -108,12 +109,14 @@ export class AsarmSequence implements Sequence {
     const mask = this.model.maskId ?? 0;
     const t = this.state.tokens;
     const decoded = this.state.decodedCount;
+    // An accepted token is never revisited; the drafts not yet accepted show as masked.
     if (this.holes.length > 0) {
-      const canvas = Array.from(t, (v, i) => (this.holes.indexOf(i) >= decoded ? mask : v));
-      this.sink.step(this.stepCount, 0, canvas);
+      const open = Array.from(t, (_, i) => this.holes.indexOf(i) >= decoded);
+      const canvas = Array.from(t, (v, i) => (open[i] ? mask : v));
+      this.sink.step({ step: this.stepCount, offset: 0, canvas, marks: open.map((o) => (o ? MASKED : FINAL)).join('') });
     } else {
       const canvas = Array.from(t.subarray(this.contextLength), (v, i) => (i >= decoded ? mask : v));
-      this.sink.step(this.stepCount, this.windowStart, canvas);
+      this.sink.step({ step: this.stepCount, offset: this.windowStart, canvas, marks: canvas.map((_, i) => (i >= decoded ? MASKED : FINAL)).join('') });
     }
   }
 

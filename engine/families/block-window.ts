@@ -7,6 +7,7 @@ import type { GenerationParams } from '../protocol.js';
 import type { Rng } from '../rng.js';
 import { maskedCount } from '../samplers/masked.js';
 import type { SequenceSink } from '../sequence.js';
+import { maskedStepView } from '../step-view.js';
 import { maskedStep, plannedSteps, type MaskedStepModel } from './masked-step.js';
 
 /** Committed blocks that fit beside the current one in the model's length. */
@@ -110,7 +111,11 @@ export class BlockCanvas {
     this.changed = maskedStep(this.tokens, l, this.step, Math.max(this.steps, 1), this.params, this.model, this.rng) > 0;
     this.step++;
     this.stepCount++;
-    if (this.params.streamSteps) sink.step(this.stepCount, emitted, Array.from(this.tokens.subarray(this.lead)));
+    // SUBS: an unmasked token stays what it is, so every decoded position is final.
+    if (this.params.streamSteps) {
+      const drafts = this.params.streamDrafts ? { logits: l, V: this.model.vocabSize, rowStart: this.lead } : null;
+      sink.step(maskedStepView(this.stepCount, emitted, this.tokens.subarray(this.lead), this.model.maskId, true, drafts));
+    }
     return maskedCount(this.tokens, this.model.maskId) === 0;
   }
 

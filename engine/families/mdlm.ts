@@ -7,6 +7,7 @@ import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
 import type { Next, Sequence, SequenceSink } from '../sequence.js';
+import { maskedStepView } from '../step-view.js';
 import { maskedStep, plannedSteps } from './masked-step.js';
 import { stopTokens } from './stop-tokens.js';
 
@@ -92,7 +93,11 @@ export class MdlmSequence implements Sequence {
     this.step++;
     this.stepCount++;
     this.dirty = changed > 0;
-    if (this.params.streamSteps) this.sink.step(this.stepCount, this.windowStart, Array.from(this.canvas));
+    // SUBS: an unmasked token stays what it is, so every decoded position is final.
+    if (this.params.streamSteps) {
+      const drafts = this.params.streamDrafts ? { logits, V: this.model.vocabSize } : null;
+      this.sink.step(maskedStepView(this.stepCount, this.windowStart, this.canvas, this.model.maskId, true, drafts));
+    }
     this.flush();
   }
 

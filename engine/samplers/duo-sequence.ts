@@ -10,6 +10,7 @@ import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
 import type { Next, Sequence, SequenceSink } from '../sequence.js';
+import { maskedStepView, marksOf, type StepView } from '../step-view.js';
 import { DecodeWindow } from './duo-window.js';
 import { duoPlan, duoPrior, duoStep, isDuoSampler } from './duo.js';
 import type { Uniform01, X0Options } from './duo-posterior.js';
@@ -106,7 +107,7 @@ abstract class WindowedSequence implements Sequence {
     const last = this.denoise(logits);
     this.step++;
     this.stepCount++;
-    if (this.params.streamSteps) this.sink.step(this.stepCount, this.window.committed.length, Array.from(this.canvas));
+    if (this.params.streamSteps) this.sink.step(this.stepView(logits, last));
     if (!last) return;
     const committed = this.window.commit(this.canvas);
     if (committed.length > 0) this.sink.commit(committed);
@@ -125,6 +126,18 @@ abstract class WindowedSequence implements Sequence {
 
   usage(): Usage {
     return { promptTokens: this.prompt.length, completionTokens: this.window.committed.length, nfe: this.nfe, cachedTokens: 0 };
+  }
+
+  /** The canvas after a step; the window's last step decides every position (it commits). */
+  protected abstract stepView(logits: Float32Array, last: boolean): StepView;
+
+  /** Where the window's tokens will go once it commits: the step frames' offset. */
+  protected get offset(): number {
+    return this.window.committed.length;
+  }
+
+  protected get count(): number {
+    return this.stepCount;
   }
 
   /** The network's time input for the next call. */
@@ -156,6 +169,11 @@ export class DuoSequence extends WindowedSequence {
     return duoPrior(length, this.model.vocabSize, this.rng);
   }
 
+  /** Any position may be resampled by a later step of the window: all provisional until the last. */
+  protected stepView(_logits: Float32Array, last: boolean): StepView {
+    return { step: this.count, offset: this.offset, canvas: Array.from(this.canvas), marks: marksOf(this.canvas, null, last) };
+  }
+
   protected denoise(logits: Float32Array): boolean {
     const sampler = this.params.sampler;
     if (!isDuoSampler(sampler)) throw new Error(`DuoSequence cannot run sampler '${sampler}'`);
@@ -172,6 +190,8 @@ export class DuoSequence extends WindowedSequence {
 export class MaskedWindowSequence extends WindowedSequence {
   private conf = new Float64Array(0);
   private readonly remasking = resolveRemasking(this.params.remasking ?? { schedule: 'cap', eta: 0 });
+  /** The window's last step at which a decoded token may go back to [MASK] (-1: none may). */
+  private readonly lastRemask = lastRemaskStep(this.params.steps, this.model.eps, this.remasking);
 
   protected sigma(): number {
     return -Math.log(remdmPlan(this.step, this.params.steps, this.model.eps, this.remasking).alphaForSigma);
@@ -181,6 +201,12 @@ export class MaskedWindowSequence extends WindowedSequence {
     if (this.model.maskId === null) throw new Error('MaskedWindowSequence needs a masked model');
     this.conf = new Float64Array(length).fill(-Infinity);
     return new Int32Array(length).fill(this.model.maskId);
+  }
+
+  /** A decoded token is final once no step left in the window can remask it (this.step is the next one). */
+  protected stepView(logits: Float32Array, last: boolean): StepView {
+    const drafts = this.params.streamDrafts ? { logits, V: this.model.vocabSize } : null;
+    return maskedStepView(this.count, this.offset, this.canvas, this.model.maskId!, last || this.step > this.lastRemask, drafts);
   }
 
   protected denoise(logits: Float32Array): boolean {
@@ -199,4 +225,13 @@ export class MaskedWindowSequence extends WindowedSequence {
     });
     return this.step === this.params.steps - 1;
   }
+}
+
+/** The last step k of a window of `steps` whose plan can send a decoded token back to [MASK], or -1. */
+export function lastRemaskStep(steps: number, eps: number, r: ReturnType<typeof resolveRemasking>): number {
+  for (let k = steps - 1; k >= 0; k--) {
+    const plan = remdmPlan(k, steps, eps, r);
+    if (plan.byConfidence ? r.eta > 0 && plan.sigmaMax > 0 : plan.sigma > 0) return k;
+  }
+  return -1;
 }

@@ -7,7 +7,11 @@
 import type { Rng } from '../rng.js';
 import { distribution, sample, type Shaping } from './categorical.js';
 
-export const MASKED_SAMPLERS = ['ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold'] as const;
+export const MASKED_SAMPLERS = [
+  'ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold',
+  // The adaptive rules of engine/samplers/adaptive.ts: as many tokens per call as their bound allows.
+  'confidence_factor', 'entropy_bound',
+] as const;
 export type MaskedSampler = (typeof MASKED_SAMPLERS)[number];
 
 export function isMaskedSampler(name: string): name is MaskedSampler {

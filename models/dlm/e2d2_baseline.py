@@ -37,7 +37,7 @@ def main(argv=None):
         'special_tokens': src['special_tokens'], 'architecture': mf.architecture(cfg, count_params(model)),
         'time_conditioning': False, 'noise': {'type': 'masked', 'schedule': 'loglinear', 'eps': 1e-3},
         'graphs': {'denoiser': {'file': 'denoiser.onnx', 'inputs': ['tokens', 'attention_mask'], 'outputs': ['logits']}},
-        'samplers': mf.MDLM_SAMPLERS, 'defaults': {'sampler': 'confidence_topk', 'steps': 32, 'max_tokens': 64},
+        'samplers': mf.MASKED_SAMPLERS, 'defaults': {'sampler': 'confidence_topk', 'steps': 32, 'max_tokens': 64},
     })
     print(json.dumps({'out': a.out, 'params': count_params(model)}))
 

@@ -127,7 +127,7 @@ def manifest(name: str, model: E2D2, tok: dict, res: dict, description: str | No
         'block': {'size': sizes[0], 'sizes': sorted(sizes)},
         'graphs': {'encoder': {'file': 'encoder.onnx', 'inputs': ENCODER_INPUTS, 'outputs': ENCODER_OUTPUTS},
                    'decoder': {'file': 'decoder.onnx', 'inputs': DECODER_INPUTS, 'outputs': DECODER_OUTPUTS}},
-        'samplers': mf.MDLM_SAMPLERS,
+        'samplers': mf.MASKED_SAMPLERS,
         'defaults': {'sampler': 'confidence_topk', 'steps': sizes[0], 'block_size': sizes[0], 'max_tokens': 64,
                      'temperature': 1.0},
         'provenance': {k: res.get(k) for k in ('preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',

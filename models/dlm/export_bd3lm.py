@@ -51,7 +51,7 @@ def manifest(name: str, cfg: DiTConfig, n_params: int, tok: dict, block_sizes, r
         'noise': {'type': 'masked', 'schedule': 'loglinear', 'eps': 1e-3},
         'block': {'size': block_sizes[0], 'sizes': sorted(block_sizes)},
         'graphs': {'block': {'file': 'block.onnx', 'inputs': INPUTS, 'outputs': OUTPUTS}},
-        'samplers': mf.MDLM_SAMPLERS,
+        'samplers': mf.MASKED_SAMPLERS,
         'defaults': {'sampler': 'first_hitting', 'steps': block_sizes[0], 'block_size': block_sizes[0],
                      'max_tokens': 64, 'temperature': 1.0},
         'provenance': provenance(res, ('preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',

@@ -38,7 +38,9 @@ const els = {
 };
 
 // Samplers the engine knows, offered when /v1/models does not list a model's own.
-const KNOWN_SAMPLERS = ['ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold'];
+const KNOWN_SAMPLERS = ['ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold', 'confidence_factor', 'entropy_bound'];
+/** Families with [MASK] positions the server can propose drafts for (stream_drafts). */
+const DRAFTING_FAMILIES = ['mdlm', 'bd3lm', 'e2d2'];
 
 /** @typedef {{ id: string, samplers?: string[], mask_id?: number | null, family?: string, max_model_len?: number, max_length?: number }} ModelEntry */
 /** @type {ModelEntry[]} */
@@ -179,6 +181,7 @@ function settings() {
   number(els.temperature, 'temperature');
   number(els.maxTokens, 'max_tokens');
   if (els.streamSteps.checked) s.stream_steps = true;
+  if (els.streamSteps.checked && DRAFTING_FAMILIES.includes(selectedModel()?.family ?? '')) s.stream_drafts = true;
   if (els.ignoreEos.checked) s.ignore_eos = true;
   return s;
 }
@@ -416,9 +419,12 @@ class CanvasView {
         span.className = `cell ${cell.state}`;
         // A token without text (EOS, padding) still takes its place on the canvas.
         const special = cell.text === '';
-        span.textContent = cell.text === null ? ' ' : special ? '∅' : cell.text;
+        span.textContent = cell.text === null ? cell.draft ?? ' ' : special ? '∅' : cell.text;
+        // A masked position shows the model's current proposal, greyed, when the frame has one.
+        if (cell.text === null && cell.draft !== null) span.classList.add('draft');
         if (special) span.classList.add('special');
-        span.title = `position ${cell.pos}${special ? ', special token' : ''}${cell.changes > 0 ? `, changed ${cell.changes}×` : ''}`;
+        if (cell.provisional) span.classList.add('provisional');
+        span.title = `position ${cell.pos}${special ? ', special token' : ''}${cell.provisional ? ', provisional' : ''}${cell.changes > 0 ? `, changed ${cell.changes}×` : ''}`;
         if (cell.changes > 0) span.dataset.changes = String(cell.changes);
         return span;
       }),

@@ -8,9 +8,11 @@
  * @typedef {{ id: number | null, text: string | null }} Slot
  *   One canvas position: `text` null means masked. `id` is the token id when the frame has one.
  * @typedef {'masked' | 'new' | 'revised' | 'remasked' | 'kept'} CellState
- * @typedef {{ pos: number, text: string | null, state: CellState, changes: number }} Cell
+ * @typedef {{ pos: number, text: string | null, state: CellState, changes: number, provisional: boolean, draft: string | null }} Cell
  *   `pos` counts generated tokens from the start of the reply; `changes` is how many times
- *   the token at `pos` was replaced or masked again so far.
+ *   the token at `pos` was replaced or masked again so far; `provisional`: the frame's `marks`
+ *   say a later step may still change this token (Duo, ReMDM), where 'final' ones never change;
+ *   `draft`: the text of the model's proposal for a masked position (the frame's `drafts_text`).
  * @typedef {{ step: number, offset: number, cells: Cell[], counts: Record<CellState, number> }} StepView
  */
 
@@ -38,7 +40,7 @@ export function readSlot(entry, text, maskId) {
  * The slots of a `step` frame.
  * @param {Record<string, unknown>} frame
  * @param {number | null} maskId the model's mask id when the frame does not carry one
- * @returns {{ step: number, offset: number, slots: Slot[] }}
+ * @returns {{ step: number, offset: number, slots: Slot[], marks?: string, drafts?: (string | null)[] }}
  */
 export function readStep(frame, maskId) {
   const canvas = Array.isArray(frame.canvas) ? frame.canvas : [];
@@ -48,6 +50,8 @@ export function readStep(frame, maskId) {
     step: typeof frame.step === 'number' ? frame.step : 0,
     offset: typeof frame.offset === 'number' ? frame.offset : 0,
     slots: canvas.map((entry, i) => readSlot(entry, texts === null ? undefined : texts[i], mask)),
+    ...(typeof frame.marks === 'string' ? { marks: frame.marks } : {}),
+    ...(Array.isArray(frame.drafts_text) ? { drafts: frame.drafts_text.map((t) => (typeof t === 'string' ? t : null)) } : {}),
   };
 }
 
@@ -70,7 +74,7 @@ export class CanvasTracker {
   }
 
   /**
-   * @param {{ step: number, offset: number, slots: Slot[] }} step
+   * @param {{ step: number, offset: number, slots: Slot[], marks?: string, drafts?: (string | null)[] }} step
    * @returns {StepView}
    */
   apply(step) {
@@ -89,7 +93,7 @@ export class CanvasTracker {
       if (state === 'revised' || state === 'remasked') this.changes.set(pos, (this.changes.get(pos) ?? 0) + 1);
       this.last.set(pos, key);
       counts[state] += 1;
-      return { pos, text: slot.text, state, changes: this.changes.get(pos) ?? 0 };
+      return { pos, text: slot.text, state, changes: this.changes.get(pos) ?? 0, provisional: step.marks?.[i] === 'p', draft: slot.text === null ? step.drafts?.[i] ?? null : null };
     });
     return { step: step.step, offset: step.offset, cells, counts };
   }
