@@ -180,7 +180,7 @@ def main(argv=None) -> None:
     if a.fp16_weights:
         fp16_initializers(graph)
     prov = provenance(results, ('family', 'preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
-                                'val_ppl_bound', 'params', 'seed', 'curriculum_steps'))
+                                'val_ppl_bound', 'params', 'seed', 'curriculum_steps', 'train_tokens_in_corpus'))
     name = a.name or os.path.basename(os.path.normpath(a.out))
     m = manifest(family, name, cfg, count_params(model), inputs, outputs, tok, 1e-3, prov)
     mf.write(a.out, m)
