@@ -195,6 +195,7 @@ export function parseManifest(json: unknown): Manifest {
   if ((m.family === 'bd3lm' || m.family === 'e2d2') && !m.block) {
     throw new ManifestError(`model.json: block: family ${m.family} needs block sizes`, 'block');
   }
+  if (m.loopholing) checkLoopholing(m);
   const kv = m.architecture.n_kv_heads;
   if (kv !== undefined && m.architecture.n_heads % kv !== 0) {
     throw new ManifestError(`model.json: architecture.n_kv_heads: ${kv} does not divide n_heads ${m.architecture.n_heads}`, 'architecture.n_kv_heads');
@@ -205,6 +206,20 @@ export function parseManifest(json: unknown): Manifest {
     }
   }
   return m;
+}
+
+/**
+ * A loopholing model (LDDM-M on mdlm, LDDM-U on duo) whose denoiser did not take and return the
+ * latent would be served as its base model with the latent silently dropped, or fail at its
+ * first call: refuse it at load, naming the field.
+ */
+function checkLoopholing(m: Manifest): void {
+  if (m.family !== 'mdlm' && m.family !== 'duo') {
+    throw new ManifestError(`model.json: loopholing: family ${m.family} does not carry a latent (mdlm and duo do)`, 'loopholing');
+  }
+  const g = m.graphs.denoiser!;
+  if (!g.inputs.includes('latent_in')) throw new ManifestError('model.json: graphs.denoiser.inputs: a loopholing model\'s denoiser takes latent_in', 'graphs.denoiser.inputs');
+  if (!g.outputs.includes('latent_out')) throw new ManifestError('model.json: graphs.denoiser.outputs: a loopholing model\'s denoiser returns latent_out', 'graphs.denoiser.outputs');
 }
 
 /**

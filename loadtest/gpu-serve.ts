@@ -62,7 +62,9 @@ export interface ServeReport {
 }
 
 export function familyOf(m: Manifest): string {
-  return m.loopholing ? 'lddm' : m.family;
+  // Loopholing rides on a base family: LDDM-M on mdlm, LDDM-U on duo.
+  if (m.loopholing) return m.family === 'duo' ? 'lddm-u' : 'lddm';
+  return m.family;
 }
 
 /** Positions one network row covers: the whole sequence, or one block for the block families. */

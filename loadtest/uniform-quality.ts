@@ -1,11 +1,11 @@
-// Quality and cost of the Duo, LDDM and ReMDM samplers against plain MDLM, in one run: for
+// Quality and cost of the Duo, LDDM-M, LDDM-U and ReMDM samplers against plain MDLM, in one run: for
 // every row, unconditional samples through the engine (ignore_eos, fixed length), Gen PPL
 // under the judge, unigram entropy, network calls per token and tokens/s; ratios against the
 // MDLM row measured in the same run (compare those, not absolute numbers across runs).
 //
-//   npm run bench:uniform -- [--mdlm models/zoo/tiny-mdlm] [--duo models/zoo/duo-brown]
-//     [--lddm models/zoo/lddm-brown] [--judge models/zoo/judge] [--samples 8] [--max-tokens 64]
-//     [--steps 32] [--threads N] [--json out.json]
+//   npm run bench:uniform -- [--mdlm models/zoo/tiny-mdlm] [--duo models/zoo/duo-brown]...
+//     [--lddm models/zoo/lddm-brown] [--lddmu models/zoo/lddmu-brown] [--judge models/zoo/judge]
+//     [--samples 8] [--max-tokens 64] [--steps 32] [--duo-steps 8,16,32,128] [--threads N] [--json out.json]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { GenerationParams, RemaskingParams } from '../engine/protocol.js';
@@ -14,8 +14,11 @@ import { sampleAndScore, type YardstickResult } from '../engine/eval/yardstick.j
 const { values } = parseArgs({
   options: {
     mdlm: { type: 'string', default: 'models/zoo/tiny-mdlm' },
-    duo: { type: 'string', default: 'models/zoo/duo-brown' },
+    // Several --duo give several Duo baselines (e.g. the shipped one and one retrained beside LDDM-U).
+    duo: { type: 'string', multiple: true, default: ['models/zoo/duo-brown'] },
     lddm: { type: 'string', default: 'models/zoo/lddm-brown' },
+    lddmu: { type: 'string', default: 'models/zoo/lddmu-brown' },
+    'duo-steps': { type: 'string', default: '8,16,32,128' },
     judge: { type: 'string', default: 'models/zoo/judge' },
     samples: { type: 'string', default: '8' },
     'max-tokens': { type: 'string', default: '64' },
@@ -41,9 +44,14 @@ const rows: Row[] = [
   })),
   { label: 'LDDM-M ddpm', model: values.lddm!, sampler: 'ddpm', steps: S },
   { label: 'LDDM-M remdm rescale', model: values.lddm!, sampler: 'remdm', steps: S, remasking: { schedule: 'rescale' } },
-  ...[8, 16, 32, 128].flatMap((steps) => [
-    { label: `Duo ancestral ${steps}`, model: values.duo!, sampler: 'duo', steps },
-    { label: `Duo greedy tail ${steps}`, model: values.duo!, sampler: 'duo_greedy', steps },
+  // LDDM-U beside Duo at each step count: the same samplers, the latent carried.
+  ...values['duo-steps']!.split(',').map(Number).flatMap((steps) => [
+    ...values.duo!.flatMap((duo) => [
+      { label: `Duo ancestral ${steps}`, model: duo, sampler: 'duo', steps },
+      { label: `Duo greedy tail ${steps}`, model: duo, sampler: 'duo_greedy', steps },
+    ]),
+    { label: `LDDM-U ancestral ${steps}`, model: values.lddmu!, sampler: 'duo', steps },
+    { label: `LDDM-U greedy tail ${steps}`, model: values.lddmu!, sampler: 'duo_greedy', steps },
   ]),
 ];
 

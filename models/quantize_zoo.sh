@@ -20,6 +20,8 @@ q zoo/default/denoiser.onnx zoo/default/denoiser.int8.onnx --weights derive --ro
 q zoo/tiny-mdlm/denoiser.onnx zoo/tiny-mdlm/denoiser.int8.onnx --keep output_layer --keep /head/ --role denoiser
 q zoo/duo-brown/denoiser.onnx zoo/duo-brown/denoiser.int8.onnx --keep output_layer --keep /head/ --role denoiser --default-on cpu
 q zoo/lddm-brown/denoiser.onnx zoo/lddm-brown/denoiser.int8.onnx --keep output_layer --keep /head/ --role denoiser --default-on cpu
+# LDDM-U: int8 on request only (no bench:int8 run of it yet to show it faster).
+q zoo/lddmu-brown/denoiser.onnx zoo/lddmu-brown/denoiser.int8.onnx --keep output_layer --keep /head/ --role denoiser
 q zoo/bd3lm-brown/block.onnx zoo/bd3lm-brown/block.int8.onnx --keep output_layer --keep /head/ --role block
 q zoo/e2d2-brown/encoder.onnx zoo/e2d2-brown/encoder.int8.onnx --keep output_layer --keep /head/ --role encoder
 q zoo/e2d2-brown/decoder.onnx zoo/e2d2-brown/decoder.int8.onnx --keep output_layer --keep /head/ --role decoder

@@ -1,8 +1,9 @@
-// The exported Duo and LDDM-M graphs through onnxruntime-node match PyTorch on the same inputs
-// (dlm.parity_uniform writes them): sigma and latent_in are read, latent_out comes back, and a
-// padded row equals that row run alone; with fp32 weights and with the fp16 weight storage
+// The exported Duo, LDDM-M and LDDM-U graphs through onnxruntime-node match PyTorch on the same
+// inputs (dlm.parity_uniform writes them): sigma and latent_in are read, latent_out comes back,
+// and a padded row equals that row run alone; with fp32 weights and with the fp16 weight storage
 // the shipped models use. DLM_UNIFORM_PARITY adds dlm.parity_uniform arguments, e.g.
-// `--duo-run .work/runs/duo --lddm-run .work/runs/lddm` to check trained runs.
+// `--duo-run .work/runs/duo --lddm-run .work/runs/lddm --lddmu-run .work/runs/lddm-u` to check
+// trained runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -34,16 +35,27 @@ function read(path: string, int: boolean): BigInt64Array | Float32Array {
 
 const extra = (process.env.DLM_UNIFORM_PARITY ?? '').split(/\s+/).filter((a) => a !== '').map((a) => (a.startsWith('-') ? a : resolve(a)));
 const dirs: string[] = [];
+type UniformFamily = 'duo' | 'lddm' | 'lddm-u';
+interface Cases {
+  dir: string;
+  index: Record<UniformFamily, Entry>;
+}
+// One dlm.parity_uniform run writes every family's graph and cases: made once per weight storage.
+const made = new Map<boolean, Cases>();
 
-function makeCases(fp16: boolean): { dir: string; index: Record<'duo' | 'lddm', Entry> } {
+function makeCases(fp16: boolean): Cases {
+  const have = made.get(fp16);
+  if (have) return have;
   const dir = mkdtempSync(join(tmpdir(), 'dlm-uniform-parity-'));
   dirs.push(dir);
-  const made = spawnSync('/usr/bin/python3', ['-m', 'dlm.parity_uniform', '--out', dir, ...(fp16 ? ['--fp16-weights'] : []), ...extra], { cwd: join(REPO, 'models'), encoding: 'utf8' });
-  assert.equal(made.status, 0, `dlm.parity_uniform failed: ${made.stderr}`);
-  return { dir, index: JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as Record<'duo' | 'lddm', Entry> };
+  const run = spawnSync('/usr/bin/python3', ['-m', 'dlm.parity_uniform', '--out', dir, ...(fp16 ? ['--fp16-weights'] : []), ...extra], { cwd: join(REPO, 'models'), encoding: 'utf8' });
+  assert.equal(run.status, 0, `dlm.parity_uniform failed: ${run.stderr}`);
+  const cases = { dir, index: JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as Record<UniformFamily, Entry> };
+  made.set(fp16, cases);
+  return cases;
 }
 
-async function check(family: 'duo' | 'lddm', fp16: boolean): Promise<{ all: Record<string, Float32Array>[]; widths: Record<string, number> }> {
+async function check(family: UniformFamily, fp16: boolean): Promise<{ all: Record<string, Float32Array>[]; widths: Record<string, number> }> {
   const { dir, index } = makeCases(fp16);
   const e = index[family];
   const widths: Record<string, number> = {};
@@ -98,6 +110,13 @@ for (const fp16 of [false, true]) {
 
   test(`LDDM-M graph (latent_in -> logits, latent_out) matches PyTorch within ${TOL} (${how})`, async () => {
     const { all, widths } = await check('lddm', fp16);
+    paddedRowMatches(all, 'logits', widths.logits!);
+    paddedRowMatches(all, 'latent_out', widths.latent_out!);
+  });
+
+  test(`LDDM-U graph (sigma, latent_in -> logits, latent_out) matches PyTorch within ${TOL} (${how})`, async () => {
+    const { all, widths } = await check('lddm-u', fp16);
+    assert.deepEqual(made.get(fp16)!.index['lddm-u'].inputs, ['tokens', 'attention_mask', 'sigma', 'latent_in']);
     paddedRowMatches(all, 'logits', widths.logits!);
     paddedRowMatches(all, 'latent_out', widths.latent_out!);
   });

@@ -1,4 +1,4 @@
-// The Duo and ReMDM/LDDM families inside EngineCore on the shipped models: the settings checks
+// The Duo (with LDDM-U) and ReMDM/LDDM families inside EngineCore on the shipped models: the settings checks
 // the server runs before admission (validateParams), each naming the request field, and the
 // step stream of a Duo window.
 import { after, before, test } from 'node:test';
@@ -11,7 +11,7 @@ const cores: Record<string, EngineCore> = {};
 const events = new Map<number, { tokens: number[]; steps: StepMsg[]; done: (d: DoneMsg) => void }>();
 
 before(async () => {
-  for (const [k, dir] of [['duo', 'models/zoo/duo-brown'], ['lddm', 'models/zoo/lddm-brown'], ['mdlm', 'models/zoo/tiny-mdlm']] as const) {
+  for (const [k, dir] of [['duo', 'models/zoo/duo-brown'], ['lddm', 'models/zoo/lddm-brown'], ['lddmu', 'models/zoo/lddmu-brown'], ['mdlm', 'models/zoo/tiny-mdlm']] as const) {
     cores[k] = await EngineCore.open({ modelDir: dir, device: 'cpu', threads: 1 }, {
       commit: (id, t) => events.get(id)?.tokens.push(...t),
       step: (m) => events.get(m.id)?.steps.push(m),
@@ -45,6 +45,10 @@ test('what does not fit the model is refused, naming the field', () => {
   assert.equal(refusedParam('duo', { sampler: 'duo', remasking: { schedule: 'cap', eta: 0.1 } }), 'remasking');
   assert.equal(refusedParam('duo', { sampler: 'duo', blockSize: 500 }), 'block_size');
   assert.equal(refusedParam('lddm', { sampler: 'confidence_topk' }), 'sampler');
+  assert.equal(refusedParam('lddmu', { sampler: 'ddpm' }), 'sampler');
+  assert.equal(refusedParam('lddmu', { sampler: 'remdm' }), 'sampler');
+  assert.equal(refusedParam('lddmu', { sampler: 'duo_greedy', remasking: { schedule: 'cap', eta: 0.1 } }), 'remasking');
+  assert.equal(refusedParam('lddmu', { sampler: 'duo', blockSize: 128 }), 'block_size');
   assert.equal(refusedParam('lddm', { sampler: 'ddpm', remasking: { schedule: 'cap', eta: 0.1 } }), 'remasking');
   assert.equal(refusedParam('mdlm', { sampler: 'remdm', remasking: { schedule: 'cap', eta: 2 } }), 'remasking.eta');
   assert.equal(refusedParam('mdlm', { sampler: 'remdm', remasking: { schedule: 'loop', tOn: 1 } }), 'remasking.t_on');
@@ -82,4 +86,17 @@ test('LDDM and ReMDM: the canvas starts all [MASK] and ends with none; same seed
   assert.ok(a.steps[0]!.canvas.includes(mask));
   assert.ok(!a.tokens.includes(mask));
   assert.equal(a.done.usage.nfe, 6);
+});
+
+test('LDDM-U: a Duo window that carries the latent streams its steps and commits at once; same seed, same tokens', async () => {
+  assert.equal(cores.lddmu!.model.family, 'duo');
+  for (const sampler of ['duo', 'duo_greedy']) {
+    const a = await run('lddmu', { sampler, maxTokens: 10, steps: 5, streamSteps: true, seed: 6 });
+    const b = await run('lddmu', { sampler, maxTokens: 10, steps: 5, seed: 6 });
+    assert.deepEqual(a.tokens, b.tokens, sampler);
+    assert.equal(a.tokens.length, 10);
+    assert.deepEqual(a.steps.map((s) => s.step), [1, 2, 3, 4, 5]);
+    assert.deepEqual(a.steps.at(-1)!.canvas, a.tokens, 'the last step is what commits');
+    assert.deepEqual(a.done.usage, { promptTokens: 3, completionTokens: 10, nfe: 5, cachedTokens: 0 });
+  }
 });

@@ -31,6 +31,7 @@ const BOUNDS: Record<string, { top1: number; kl: number; maxDiff: number }> = {
   'tiny-mdlm': SMALL,
   'duo-brown': SMALL,
   'lddm-brown': SMALL,
+  'lddmu-brown': SMALL,
   'bd3lm-brown': SMALL,
   'e2d2-brown': SMALL,
   'asarm-brown': SMALL,

@@ -6,6 +6,8 @@ import * as ort from 'onnxruntime-node';
 import { SequenceLatent, mayReuseLogits, packLatents, unpackLatents, latentDim } from '../engine/loopholing.js';
 import { remdmPlan, resolveRemasking } from '../engine/samplers/remdm-schedule.js';
 import { remdmStep } from '../engine/samplers/remdm.js';
+import { DuoSequence, type WindowedModel } from '../engine/samplers/duo-sequence.js';
+import type { GenerationParams } from '../engine/protocol.js';
 import { rngOf } from './helpers/seeded-rng.js';
 
 // Runs from dist/test; the fixtures stay in the source tree (built by make_uniform_fixtures.py).
@@ -120,4 +122,51 @@ test('carrying the latent through a masked decode changes later steps; same seed
   assert.deepEqual(Array.from(carried.logits[0]!), Array.from(dropped.logits[0]!), 'first step: no latent yet either way');
   assert.notDeepEqual(Array.from(carried.logits[1]!), Array.from(dropped.logits[1]!), 'second step sees the first step\'s latent');
   assert.deepEqual(await decode(true, 4), carried, 'same seed, same output');
+});
+
+test('LDDM-U: a Duo sequence feeds sigma and its latent, and carries latent_out into its next call', async () => {
+  // lddm.onnx has LDDM-U's contract (tokens, attention_mask, sigma, latent_in -> logits, latent_out).
+  const lddmu = await session('lddm.onnx');
+  const model: WindowedModel = { vocabSize: V, maxLength: 32, eps: 1e-3, maskId: null, eosId: null, latentDim: D, readsSigma: true };
+  const params: GenerationParams = {
+    maxTokens: 6, sampler: 'duo', steps: 5, temperature: 1, topP: 1, topK: 0, seed: 3, ignoreEos: true, stopTokenIds: [], streamSteps: false,
+  };
+  /** Runs the engine's DuoSequence on the graph; `carry` false feeds a zero latent instead of the sequence's. */
+  const decode = async (carry: boolean): Promise<{ tokens: number[]; sigmas: number[]; fed: Float32Array[]; returned: Float32Array[] }> => {
+    const tokens: number[] = [];
+    const seq = new DuoSequence(1, [1, 2, 3], params, model, { commit: (t) => tokens.push(...t), step: () => {} });
+    const sigmas: number[] = [];
+    const fed: Float32Array[] = [];
+    const returned: Float32Array[] = [];
+    for (let n = seq.next(); n.kind !== 'done'; n = seq.next()) {
+      assert.equal(n.kind, 'call');
+      if (n.kind !== 'call') break;
+      const c = n.call;
+      assert.deepEqual(c.outputs, ['latent_out']);
+      const lat = c.inputs!.latent_in!;
+      const L = c.tokens.length;
+      assert.deepEqual(lat.dims, [L, D]);
+      sigmas.push((c.inputs!.sigma!.data as Float32Array)[0]!);
+      fed.push((lat.data as Float32Array).slice());
+      const latent = new SequenceLatent(D, L);
+      if (carry) latent.data.set(lat.data as Float32Array);
+      const out = await call(lddmu, [{ tokens: Array.from(c.tokens), latent }], sigmas.at(-1)!);
+      returned.push(latent.data.slice());
+      seq.consume(out.logits.subarray(c.outputStart * V, (c.outputStart + c.outputLength) * V), { latent_out: { type: 'float32', data: latent.data, dims: [L, D] } });
+    }
+    return { tokens, sigmas, fed, returned };
+  };
+  const carried = await decode(true);
+  assert.equal(carried.tokens.length, 6);
+  assert.equal(carried.fed.length, 5, 'one call per step');
+  assert.ok(carried.fed[0]!.every((x) => x === 0), 'the first call has no latent yet');
+  for (let k = 1; k < carried.fed.length; k++) {
+    assert.deepEqual(carried.fed[k], carried.returned[k - 1], `call ${k} reads what call ${k - 1} returned`);
+  }
+  assert.ok(carried.returned[0]!.some((x) => Math.abs(x) > 1e-3));
+  assert.ok(carried.sigmas.every((s, k) => k === 0 || s < carried.sigmas[k - 1]!), `sigma falls step by step: ${carried.sigmas.join(', ')}`);
+  const dropped = await decode(false);
+  assert.deepEqual(dropped.sigmas, carried.sigmas);
+  assert.notDeepEqual(dropped.returned[1], carried.returned[1], 'the second step sees the first step\'s latent');
+  assert.deepEqual((await decode(true)).tokens, carried.tokens, 'same seed, same tokens');
 });

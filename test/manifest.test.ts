@@ -53,3 +53,17 @@ test('errors name the offending field', () => {
   assert.equal(fieldOf(() => parseManifest({ ...mdlm(), architecture: { ...arch, n_kv_heads: 0 } })), 'architecture.n_kv_heads');
   assert.equal(parseManifest({ ...mdlm(), architecture: { ...arch, n_kv_heads: 2 } }).architecture.n_kv_heads, 2);
 });
+
+test('a loopholing manifest (LDDM-M on mdlm, LDDM-U on duo) must take and return the latent', () => {
+  const latent = { file: 'denoiser.onnx', inputs: ['tokens', 'attention_mask', 'sigma', 'latent_in'], outputs: ['logits', 'latent_out'] };
+  const lddmu = {
+    ...mdlm(), family: 'duo', time_conditioning: true, noise: { type: 'uniform', schedule: 'loglinear' },
+    special_tokens: { mask: null, eos: 1, bos: null, pad: 0 }, loopholing: { latent_dim: 8 }, graphs: { denoiser: latent }, samplers: ['duo_greedy', 'duo'],
+  };
+  assert.deepEqual(parseManifest(lddmu).loopholing, { latent_dim: 8 });
+  assert.equal(fieldOf(() => parseManifest({ ...lddmu, graphs: { denoiser: { ...latent, inputs: ['tokens', 'attention_mask', 'sigma'] } } })), 'graphs.denoiser.inputs');
+  assert.equal(fieldOf(() => parseManifest({ ...lddmu, graphs: { denoiser: { ...latent, outputs: ['logits'] } } })), 'graphs.denoiser.outputs');
+  assert.equal(fieldOf(() => parseManifest({ ...mdlm(), loopholing: { latent_dim: 8 } })), 'graphs.denoiser.inputs');
+  const block = { file: 'b.onnx', inputs: ['tokens', 'latent_in'], outputs: ['logits', 'latent_out'] };
+  assert.equal(fieldOf(() => parseManifest({ ...mdlm(), family: 'bd3lm', block: { size: 4, sizes: [4] }, graphs: { block }, loopholing: { latent_dim: 8 } })), 'loopholing');
+});

@@ -1,4 +1,4 @@
-// Duo, LDDM and ReMDM end to end: the real server and engine on the shipped models, driven by
+// Duo, LDDM-M, LDDM-U and ReMDM end to end: the real server and engine on the shipped models, driven by
 // the official openai client (errors checked on the raw HTTP body, as a client sees them).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +9,7 @@ import { openaiClient } from './helpers/openai.js';
 
 const DUO = 'models/zoo/duo-brown';
 const LDDM = 'models/zoo/lddm-brown';
+const LDDMU = 'models/zoo/lddmu-brown';
 const MDLM = 'models/zoo/tiny-mdlm';
 
 interface Server {
@@ -17,10 +18,11 @@ interface Server {
   model: string;
 }
 
-const servers: Record<'duo' | 'lddm' | 'mdlm', Server> = {} as Record<'duo' | 'lddm' | 'mdlm', Server>;
+type Kind = 'duo' | 'lddm' | 'lddmu' | 'mdlm';
+const servers: Record<Kind, Server> = {} as Record<Kind, Server>;
 
 before(async () => {
-  const dirs = { duo: DUO, lddm: LDDM, mdlm: MDLM } as const;
+  const dirs = { duo: DUO, lddm: LDDM, lddmu: LDDMU, mdlm: MDLM } as const;
   for (const [k, modelDir] of Object.entries(dirs) as [keyof typeof dirs, string][]) {
     const s = await serve({ modelDir });
     servers[k] = { s, client: openaiClient(s.base), model: s.engine.model.name };
@@ -90,20 +92,49 @@ test('the Duo model streams a completion through the openai client', async () =>
   assert.equal(nfe(greedy), 4);
 });
 
-test('batched Duo rows give the same tokens as each row alone with the same seed', async () => {
-  const body = (seed: number) => ({ max_tokens: 16, steps: 6, ignore_eos: true, seed, sampler: 'duo' });
-  const alone = [await complete('duo', body(21)), await complete('duo', body(22))];
-  await waitIdle(servers.duo.s.base);
-  const before = await scrape(servers.duo.s.base);
-  const together = await Promise.all([complete('duo', body(21)), complete('duo', body(22)), complete('duo', body(21))]);
-  const after = await waitIdle(servers.duo.s.base);
-  const calls = after.get('dlm_batch_size_count')! - before.get('dlm_batch_size_count')!;
-  const rows = after.get('dlm_batch_size_sum')! - before.get('dlm_batch_size_sum')!;
-  assert.ok(rows > calls, `the requests shared network calls (${rows} rows in ${calls} calls)`);
-  assert.equal(together[0]!.choices[0]!.text, alone[0]!.choices[0]!.text);
-  assert.equal(together[1]!.choices[0]!.text, alone[1]!.choices[0]!.text);
-  assert.equal(together[2]!.choices[0]!.text, alone[0]!.choices[0]!.text);
-  assert.notEqual(alone[0]!.choices[0]!.text, alone[1]!.choices[0]!.text);
+for (const k of ['duo', 'lddmu'] as const) {
+  // LDDM-U rows carry a latent each: packing them into one batch must not mix them up.
+  test(`batched ${k === 'duo' ? 'Duo' : 'LDDM-U'} rows give the same tokens as each row alone with the same seed`, async () => {
+    const body = (seed: number) => ({ max_tokens: 16, steps: 6, ignore_eos: true, seed, sampler: 'duo' });
+    const alone = [await complete(k, body(21)), await complete(k, body(22))];
+    await waitIdle(servers[k].s.base);
+    const before = await scrape(servers[k].s.base);
+    const together = await Promise.all([complete(k, body(21)), complete(k, body(22)), complete(k, body(21))]);
+    const after = await waitIdle(servers[k].s.base);
+    const calls = after.get('dlm_batch_size_count')! - before.get('dlm_batch_size_count')!;
+    const rows = after.get('dlm_batch_size_sum')! - before.get('dlm_batch_size_sum')!;
+    assert.ok(rows > calls, `the requests shared network calls (${rows} rows in ${calls} calls)`);
+    assert.equal(together[0]!.choices[0]!.text, alone[0]!.choices[0]!.text);
+    assert.equal(together[1]!.choices[0]!.text, alone[1]!.choices[0]!.text);
+    assert.equal(together[2]!.choices[0]!.text, alone[0]!.choices[0]!.text);
+    assert.notEqual(alone[0]!.choices[0]!.text, alone[1]!.choices[0]!.text);
+  });
+}
+
+test('the LDDM-U model (Duo + loopholing) serves both Duo samplers carrying the latent, and refuses the rest', async () => {
+  const m = servers.lddmu.s.engine.model;
+  assert.equal(m.family, 'duo');
+  assert.deepEqual(m.samplers, ['duo_greedy', 'duo']);
+  for (const sampler of ['duo', 'duo_greedy']) {
+    const r = await complete('lddmu', { max_tokens: 20, steps: 6, ignore_eos: true, seed: 8, sampler });
+    assert.equal(r.usage!.completion_tokens, 20, sampler);
+    assert.equal(nfe(r), 6, `${sampler}: one window, one call per step`);
+    const again = await complete('lddmu', { max_tokens: 20, steps: 6, ignore_eos: true, seed: 8, sampler });
+    assert.equal(again.choices[0]!.text, r.choices[0]!.text, `${sampler}: same seed, same text`);
+  }
+  const chat = await servers.lddmu.client.chat.completions.create({ model: servers.lddmu.model, messages: [{ role: 'user', content: 'Hello' }], max_completion_tokens: 8, seed: 1 });
+  assert.equal(chat.choices[0]!.message.role, 'assistant');
+  for (const [body, param] of [
+    [{ sampler: 'ddpm' }, 'sampler'],
+    [{ sampler: 'remdm' }, 'sampler'],
+    [{ sampler: 'confidence_topk' }, 'sampler'],
+    [{ remasking: { schedule: 'cap', eta: 0.1 } }, 'remasking'],
+    [{ block_size: 128 }, 'block_size'],
+  ] as const) {
+    assert.equal((await refused('lddmu', body)).param, param, JSON.stringify(body));
+  }
+  const ok = await complete('lddmu', { max_tokens: 4, steps: 2 });
+  assert.ok(ok.usage!.completion_tokens <= 4, 'still serving after the refusals');
 });
 
 test('remdm with a remasking setting on an MDLM model', async () => {

@@ -1,5 +1,7 @@
 // Duo (uniform-state diffusion) as a registered family: the Duo samplers only, sigma fed to
-// the network when its graph takes it, the LDDM latent carried when the manifest has one.
+// the network when its graph takes it, the LDDM latent carried when the manifest has one
+// (LDDM-U: `family: duo` with `loopholing`). Both Duo samplers call the network at every step,
+// so both carry the latent and neither is refused on an LDDM-U model.
 import { SettingsError } from '../errors.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams } from '../protocol.js';

@@ -1,13 +1,14 @@
-"""Exports Duo and LDDM models to model directories (model.json, denoiser.onnx, tokenizer.json).
+"""Exports Duo, LDDM-M and LDDM-U models to model directories (model.json, denoiser.onnx, tokenizer.json).
 
     python -m dlm.export_uniform --run RUN_DIR --tokenizer ../.work/tok/tokenizer.json \\
         --out zoo/duo-tiny [--fp16-weights]
 
-RUN_DIR is what dlm.train --family duo|lddm wrote (ema.pt, results.json).
+RUN_DIR is what dlm.train --family duo|lddm|lddm-u wrote (ema.pt, results.json).
 
 Graphs (docs/model-format.md), dynamic batch and length, opset 17:
   duo   denoiser: tokens, attention_mask, sigma -> logits
   lddm  denoiser: tokens, attention_mask, latent_in -> logits, latent_out   (LDDM-M: masked, no time)
+  lddm-u denoiser: tokens, attention_mask, sigma, latent_in -> logits, latent_out   (LDDM-U: uniform)
 With --fp16-weights large initializers are stored as fp16 and cast back at load (dlm.export).
 """
 from __future__ import annotations
@@ -44,10 +45,28 @@ class LddmGraph(nn.Module):
         return self.model(tokens, None, latent_in, attn_bias=padding_bias(attention_mask))
 
 
+class LddmUGraph(nn.Module):
+    """LDDM-U reads the noise level as Duo does, beside the carried latent."""
+
+    def __init__(self, model: Loopholing):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, attention_mask, sigma, latent_in):
+        return self.model(tokens, sigma, latent_in, attn_bias=padding_bias(attention_mask))
+
+
 def graph_of(family: str, model: nn.Module) -> tuple[nn.Module, list[str], list[str]]:
     if family == 'duo':
         return DuoGraph(model), ['tokens', 'attention_mask', 'sigma'], ['logits']
+    if family == 'lddm-u':
+        return LddmUGraph(model), ['tokens', 'attention_mask', 'sigma', 'latent_in'], ['logits', 'latent_out']
     return LddmGraph(model), ['tokens', 'attention_mask', 'latent_in'], ['logits', 'latent_out']
+
+
+def dit_config(model: nn.Module) -> DiTConfig:
+    """The backbone's config, under the latent pathway or not."""
+    return (model.backbone if isinstance(model, Loopholing) else model).cfg
 
 
 def example_inputs(family: str, cfg: DiTConfig, B: int = 2, L: int = 8) -> tuple[torch.Tensor, ...]:
@@ -56,6 +75,8 @@ def example_inputs(family: str, cfg: DiTConfig, B: int = 2, L: int = 8) -> tuple
     mask = torch.ones(B, L, dtype=torch.long)
     if family == 'duo':
         return tokens, mask, torch.rand(B, generator=g) * 5
+    if family == 'lddm-u':
+        return tokens, mask, torch.rand(B, generator=g) * 5, torch.randn(B, L, cfg.d_model, generator=g)
     return tokens, mask, torch.randn(B, L, cfg.d_model, generator=g)
 
 
@@ -78,14 +99,22 @@ def manifest(family: str, name: str, cfg: DiTConfig, n_params: int, inputs: list
               'max_length': cfg.max_length, 'architecture': arch,
               'graphs': {'denoiser': {'file': 'denoiser.onnx', 'inputs': inputs, 'outputs': outputs}},
               'provenance': provenance}
-    if family == 'duo':
+    if family in ('duo', 'lddm-u'):
         # The uniform prior never produces [MASK]; the id stays in the vocabulary, unused.
-        return common | {
+        uniform = common | {
             'family': 'duo', 'description': 'Uniform-state diffusion (Duo) trained on the project corpus.',
             'special_tokens': special | {'mask': None}, 'time_conditioning': True,
             'noise': {'type': 'uniform', 'schedule': 'loglinear', 'eps': eps},
             'samplers': ['duo_greedy', 'duo'],
             'defaults': {'sampler': 'duo_greedy', 'steps': 32, 'temperature': 1.0, 'top_p': 0.95, 'top_k': 0},
+        }
+        if family == 'duo':
+            return uniform
+        # LDDM-U is declared as LDDM-M is: its base family plus the latent. Both Duo samplers
+        # call the network at every step, so both carry the latent and both are offered.
+        return uniform | {
+            'description': 'Uniform-state diffusion with loopholing (LDDM-U) trained on the project corpus.',
+            'loopholing': {'latent_dim': cfg.d_model},
         }
     return common | {
         'family': 'mdlm', 'description': 'Masked diffusion with loopholing (LDDM-M) trained on the project corpus.',
@@ -103,7 +132,8 @@ def manifest(family: str, name: str, cfg: DiTConfig, n_params: int, inputs: list
 def write_card(out: str, m: dict, r: dict, graph_bytes: int) -> None:
     """The model card: what the network is, how it was trained, what it scores. Sample quality
     (Gen PPL, entropy) lives in docs/families.md's quality table, measured with the yardstick."""
-    kind = 'Duo (uniform-state diffusion)' if r['family'] == 'duo' else 'LDDM-M (masked diffusion with loopholing)'
+    kind = {'duo': 'Duo (uniform-state diffusion)', 'lddm': 'LDDM-M (masked diffusion with loopholing)',
+            'lddm-u': 'LDDM-U (uniform-state diffusion with loopholing)'}[r['family']]
     arch = m['architecture']
     lines = [
         f"# {m['name']}", '',
@@ -122,6 +152,11 @@ def write_card(out: str, m: dict, r: dict, graph_bytes: int) -> None:
     if r['family'] == 'duo':
         lines.append('Loss: the continuous-time NELBO of the uniform process (models/dlm/duo.py); '
                      f"Gaussian curriculum steps: {r.get('curriculum_steps', 0) or 0}.")
+    elif r['family'] == 'lddm-u':
+        lines.append('Loss: Duo\'s uniform-state NELBO (models/dlm/duo.py) on self-conditioned logits: half of each '
+                     'batch sees the detached last hidden state of a first pass at the same noise level, through '
+                     'LayerNorm (zero-initialised) added to its embeddings (models/dlm/lddm.py); Gaussian curriculum '
+                     f"steps: {r.get('curriculum_steps', 0) or 0}. The validation NELBO is scored with that latent.")
     else:
         lines.append('Loss: MDLM\'s masked loss on self-conditioned logits: half of each batch sees the detached '
                      'last hidden state of a first pass through LayerNorm (zero-initialised) added to its embeddings '
@@ -145,7 +180,7 @@ def main(argv=None) -> None:
     if a.fp16_weights:
         fp16_initializers(graph)
     prov = provenance(results, ('family', 'preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
-                                'val_ppl_bound', 'params', 'seed', 'curriculum_steps'))
+                                'val_ppl_bound', 'params', 'seed', 'curriculum_steps', 'train_tokens_in_corpus'))
     name = a.name or os.path.basename(os.path.normpath(a.out))
     m = manifest(family, name, cfg, count_params(model), inputs, outputs, tok, 1e-3, prov)
     mf.write(a.out, m)
