@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU run that trains every shipped model on the full corpus (issue 14, item 4): the MDLM
-# default, its chat fine-tune, the AR judge, Duo, LDDM, BD3-LM, E2D2 and the AS-ARM, all at once
+# default, its chat fine-tune, the AR judge, Duo, LDDM, LDDM-U, BD3-LM, E2D2 and the AS-ARM, all at once
 # on one H100/H200 (each ~8-19M parameters: the GPU's memory holds them all), inside one device
 # call of at most 10 minutes. The weights come back as fp16 state dicts and are exported HERE,
 # on the CPU, by the same exporters the tests check (the device's torch 2.x exports differently).
@@ -57,6 +57,7 @@ RUNS=(
   "judge|ar:judge-8k|"
   "duo|duo:judge-8k|"
   "lddm|lddm:judge-8k|--loss-weighting unweighted"
+  "lddmu|lddm-u:judge-8k|"
   "bd3lm|bd3lm:judge-8k|--block-sizes 4,8,16 --t-min 0.3 --t-max 0.8 --loss-weighting unweighted"
   "e2d2|e2d2:judge-8k|--dec-layers 2 --block-sizes 4,8"
   "asarm|asarm:shipped|"
@@ -179,7 +180,7 @@ PY
               --description "MDLM chat model: the default pre-trained on the full corpus, then LLaDA-style SFT" &&
             "$PY" -m dlm.export_kv --model "$out" ;;
       judge) "$PY" -m dlm.export "${r[@]}" --name judge ;;
-      duo|lddm) "$PY" -m dlm.export_uniform "${r[@]}" --name "$name" --card ;;
+      duo|lddm|lddmu) "$PY" -m dlm.export_uniform "${r[@]}" --name "$name" --card ;;
       bd3lm) "$PY" -m dlm.export_bd3lm "${r[@]}" --name bd3lm ;;
       e2d2) "$PY" -m dlm.e2d2_export "${r[@]}" --name e2d2 --card ;;
       asarm) "$PY" -m dlm.asarm_export "${r[@]}" --name asarm --description "Any-subset autoregressive model (two-stream), decoded with ASSD" ;;

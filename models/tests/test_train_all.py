@@ -12,7 +12,7 @@ from tests.test_train import make_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, 'models', 'gpu', 'train_all.sh')
-NAMES = ['asarm', 'bd3lm', 'chat', 'default', 'duo', 'e2d2', 'judge', 'lddm']
+NAMES = ['asarm', 'bd3lm', 'chat', 'default', 'duo', 'e2d2', 'judge', 'lddm', 'lddmu']
 
 
 def test_smoke_trains_packs_imports_and_loads_every_model(tmp_path):
