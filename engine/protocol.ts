@@ -7,6 +7,10 @@ import type { Manifest } from './manifest.js';
 export const REMASKING_SCHEDULES = ['cap', 'rescale', 'conf', 'loop'] as const;
 export type RemaskingSchedule = (typeof REMASKING_SCHEDULES)[number];
 
+/** Whole-sequence K/V reuse (Fast-dLLM's caches, engine/families/mdlm-kv.ts); off: none. */
+export const KV_CACHE_MODES = ['off', 'prefix', 'dual'] as const;
+export type KvCacheMode = (typeof KV_CACHE_MODES)[number];
+
 /** Engine-side settings of one sequence, already validated and with defaults filled in. */
 export interface GenerationParams {
   /** Most tokens to generate (completion tokens). */
@@ -43,6 +47,10 @@ export interface GenerationParams {
   minEntropy?: number;
   /** Generated tokens the entropy rule looks back over (BD3-LM: 256). */
   entropyWindow?: number;
+  /** MDLM with a denoiser_kv graph: reuse keys/values across steps (absent: off). */
+  kvCache?: KvCacheMode;
+  /** With kvCache prefix or dual: also recompute the cache every this many calls (1: every call). */
+  cacheRefresh?: number;
 }
 
 export interface RemaskingParams {
