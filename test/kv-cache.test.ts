@@ -18,6 +18,7 @@ import { loadModelDir, type Manifest } from '../engine/manifest.js';
 import type { DoneMsg, GenerationParams, StatsMsg } from '../engine/protocol.js';
 import { validateParams } from '../engine/validate.js';
 import { SettingsError } from '../engine/errors.js';
+import { resolveParams } from '../server/settings.js';
 import { serveWithClient } from './helpers/openai.js';
 import { waitIdle, type Served } from './helpers/served.js';
 
@@ -172,6 +173,21 @@ test('validateParams: kv_cache and cache_refresh errors name the field and say w
   const f = refusal(bd3, { kvCache: 'dual', blockSize: bd3.block!.size });
   assert.equal(f.field, 'kv_cache');
   assert.match(f.detail, /bd3lm; the whole-sequence K\/V caches exist for MDLM only/);
+});
+
+test('a model.json default kv_cache reaches requests that set none, and yields to remdm', () => {
+  const m = loadModelDir(TINY).manifest;
+  const info = modelInfo({ ...m, defaults: { ...m.defaults, kv_cache: 'dual', cache_refresh: 6 } }, 'cpu');
+  assert.equal(info.defaults.kvCache, 'dual');
+  const p = resolveParams({}, info, 4, 1);
+  assert.deepEqual([p.kvCache, p.cacheRefresh], ['dual', 6]);
+  const own = resolveParams({ kv_cache: 'prefix' }, info, 4, 1);
+  assert.deepEqual([own.kvCache, own.cacheRefresh], ['prefix', undefined], "the default's refresh goes with the default's mode");
+  const off = resolveParams({ kv_cache: 'off' }, info, 4, 1);
+  assert.equal(off.kvCache, undefined);
+  const remdm = resolveParams({ sampler: 'remdm' }, info, 4, 1);
+  assert.deepEqual([remdm.kvCache, remdm.cacheRefresh], [undefined, undefined]);
+  assert.equal(modelInfo(m, 'cpu').defaults.kvCache, undefined, 'no default in model.json: off');
 });
 
 // ---- through a real server ----
