@@ -7,7 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { PRECISIONS, type Precision } from './precisions.js';
-import { KV_CACHE_MODES } from './protocol.js';
+import { KV_CACHE_MODES } from './kv-cache-modes.js';
 
 export const MANIFEST_FORMAT = 'dlm-serve.model/1';
 

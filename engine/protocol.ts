@@ -1,6 +1,7 @@
 // Messages between the server (API process) and the engine (its own process), over Node's IPC
 // channel (engine/client.ts forks engine/main.ts). The server speaks text and client ids; the
 // engine speaks token ids and its own sequence ids. Nothing here imports the server.
+import type { KvCacheMode } from './kv-cache-modes.js';
 import type { Manifest } from './manifest.js';
 
 /** ReMDM's remasking schedules (engine/samplers/remdm-schedule.ts). */
@@ -8,8 +9,7 @@ export const REMASKING_SCHEDULES = ['cap', 'rescale', 'conf', 'loop'] as const;
 export type RemaskingSchedule = (typeof REMASKING_SCHEDULES)[number];
 
 /** Whole-sequence K/V reuse (Fast-dLLM's caches, engine/families/mdlm-kv.ts); off: none. */
-export const KV_CACHE_MODES = ['off', 'prefix', 'dual'] as const;
-export type KvCacheMode = (typeof KV_CACHE_MODES)[number];
+export { KV_CACHE_MODES, type KvCacheMode } from './kv-cache-modes.js';
 
 /** Engine-side settings of one sequence, already validated and with defaults filled in. */
 export interface GenerationParams {
