@@ -8,7 +8,8 @@
 //   prefix: the sampler runs over the whole window as with kv_cache off; kept are the context
 //           and the window's leading finished sub-blocks, the rest is queried. A refresh runs
 //           when another leading sub-block has finished, so with cache_refresh 1 (a refresh at
-//           every call) the tokens are off's.
+//           every call) the tokens are off's up to the two graphs' float noise (equal at
+//           temperature 0, test/kv-cache.test.ts).
 //   dual:   the sub-blocks are decoded left to right (Fast-dLLM's semi-autoregressive order),
 //           each with its share of the window's steps; only the current sub-block is queried,
 //           every other position (the still-masked suffix too) is kept. A refresh runs at each
@@ -249,11 +250,6 @@ export class KvWindow {
   /** After a step (network or local): dual counts it against the sub-block's steps. */
   stepped(): void {
     if (this.mode === 'dual') this.sub.step++;
-  }
-
-  /** Bytes kept now (for tests and the engine's stats). */
-  get bytes(): number {
-    return this.past?.bytes ?? 0;
   }
 }
 
