@@ -185,7 +185,7 @@ export class EngineCore {
     const pool = this.cache?.stats();
     return {
       type: 'stats', queued: this.scheduler.queued, running: this.scheduler.live,
-      cacheBytes: pool?.bytes ?? 0, cacheBudgetBytes: pool?.budgetBytes ?? 0,
+      cacheBytes: pool?.bytes ?? 0, cacheBudgetBytes: pool?.budgetBytes ?? 0, kvFallbacksTotal: pool?.privateFallbacks ?? 0,
       nfeTotal: this.scheduler.nfeTotal, tokensTotal: this.scheduler.tokensTotal,
       stepSeconds: calls.map((c) => c.seconds), batchSizes: calls.map((c) => c.batch),
     };

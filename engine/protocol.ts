@@ -184,6 +184,8 @@ export interface StatsMsg {
   /** Bytes held in the KV / encoder cache pool, and its budget. */
   cacheBytes: number;
   cacheBudgetBytes: number;
+  /** kv_cache refreshes whose K/V did not fit the budget (the sequence ran that stretch uncached), since start. */
+  kvFallbacksTotal?: number;
   /** Network calls and tokens since start (counters). */
   nfeTotal: number;
   tokensTotal: number;

@@ -127,6 +127,8 @@ test('tiny-mdlm: K/V over the budget: the request runs uncached (exact) and fini
     // Nothing fits: every prefix call is a refresh, which is exact.
     assert.deepEqual(p.tokens, off.tokens);
     assert.ok(small.stats.every((s) => s.cacheBytes === 0), 'never over its budget');
+    assert.ok((small.stats.at(-1)!.kvFallbacksTotal ?? 0) > 0, 'the fallbacks are counted in the pushed stats');
+    assert.equal(tiny.stats.at(-1)!.kvFallbacksTotal, 0, 'none under the default budget');
   } finally {
     await small.core.close();
   }
@@ -248,6 +250,7 @@ test('server: kv_cache over the openai client, SSE and a WebSocket; errors name 
     ws.close();
     const m = await waitIdle(s.base);
     assert.equal(m.get('dlm_cache_usage_ratio'), 0);
+    assert.equal(m.get('dlm_kv_cache_fallbacks_total'), 0);
   } finally {
     await s?.close();
   }
