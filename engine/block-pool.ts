@@ -30,6 +30,9 @@ export class BlockPool<T> {
   private readonly idle = new Map<string, PoolBlock<T>>();
   private readonly blocks = new Map<string, PoolBlock<T>>();
   private used = 0;
+  private reserved = 0;
+  /** Private allocations held now (reserve minus unreserve). */
+  allocations = 0;
   hits = 0;
   misses = 0;
   evictions = 0;
@@ -38,6 +41,8 @@ export class BlockPool<T> {
 
   get bytes(): number { return this.used; }
   get size(): number { return this.blocks.size; }
+  /** Of `bytes`, those held by private allocations rather than shared blocks. */
+  get reservedBytes(): number { return this.reserved; }
 
   /** Sum of all blocks' reference counts (0 once every sequence has released its handles). */
   get references(): number {
@@ -79,6 +84,26 @@ export class BlockPool<T> {
   release(b: PoolBlock<T>): void {
     if (b.refs <= 0) throw new Error('block released more often than acquired');
     if (--b.refs === 0) this.idle.set(b.hash, b);
+  }
+
+  /**
+   * Bytes one sequence holds for itself (no hash, never shared: MDLM's whole-sequence K/V,
+   * which depend on every token of the row), charged to the same budget as the blocks and
+   * evicting unreferenced blocks to fit; false when even that leaves too little room.
+   */
+  reserve(bytes: number): boolean {
+    if (!this.makeRoom(bytes)) return false;
+    this.used += bytes;
+    this.reserved += bytes;
+    this.allocations++;
+    return true;
+  }
+
+  unreserve(bytes: number): void {
+    if (bytes > this.reserved || this.allocations <= 0) throw new Error('private bytes released more often than reserved');
+    this.used -= bytes;
+    this.reserved -= bytes;
+    this.allocations--;
   }
 
   private makeRoom(bytes: number): boolean {

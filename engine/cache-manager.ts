@@ -3,7 +3,8 @@
 // hands it to every sequence in the family context. It knows the family's block layout (which
 // tensors a block holds and their shapes), finds a prompt's cached prefix by its block hashes,
 // stores new blocks (checking their shapes, charging their bytes), takes references back, and
-// reports what it holds. Sequences see it only through their BlockTable.
+// reports what it holds. Sequences see it only through their BlockTable. MDLM's kv_cache charges
+// its per-sequence K/V here too (allocate / free: bytes, no blocks), under the same budget.
 import { BlockPool, type PoolBlock } from './block-pool.js';
 
 /** Bytes the cache may hold when the engine options name no budget (--cache-mb). */
@@ -37,6 +38,11 @@ export interface CacheStats {
   hits: number;
   misses: number;
   evictions: number;
+  /** Of `bytes`, those held by sequences' private K/V (MDLM's kv_cache) and how many hold some. */
+  privateBytes: number;
+  privateAllocations: number;
+  /** Times a sequence's K/V did not fit the budget and it ran that stretch uncached. */
+  privateFallbacks: number;
 }
 
 /** Checks a block's tensors against the layout; returns the bytes they take. */
@@ -56,6 +62,7 @@ export function blockBytes(layout: CacheLayout, length: number, tensors: BlockTe
 
 export class CacheManager {
   private readonly pool: BlockPool<BlockTensors>;
+  private privateFallbacks = 0;
 
   constructor(readonly layout: CacheLayout, readonly budgetBytes = DEFAULT_CACHE_BYTES) {
     this.pool = new BlockPool(budgetBytes);
@@ -84,8 +91,22 @@ export class CacheManager {
     this.pool.release(b);
   }
 
+  /** Charges one sequence's private K/V to the budget; false (counted) when it does not fit. */
+  allocate(bytes: number): boolean {
+    if (this.pool.reserve(bytes)) return true;
+    this.privateFallbacks++;
+    return false;
+  }
+
+  free(bytes: number): void {
+    this.pool.unreserve(bytes);
+  }
+
   stats(): CacheStats {
     const p = this.pool;
-    return { bytes: p.bytes, budgetBytes: p.budgetBytes, blocks: p.size, references: p.references, hits: p.hits, misses: p.misses, evictions: p.evictions };
+    return {
+      bytes: p.bytes, budgetBytes: p.budgetBytes, blocks: p.size, references: p.references, hits: p.hits, misses: p.misses, evictions: p.evictions,
+      privateBytes: p.reservedBytes, privateAllocations: p.allocations, privateFallbacks: this.privateFallbacks,
+    };
   }
 }

@@ -9,7 +9,7 @@ import { EngineRequestError } from './errors.js';
 import { EntropyStop } from './entropy-stop.js';
 import { MAX_SPECULATIVE_K } from './families/asarm-family.js';
 import { BD3LM_ENTROPY, BLOCKWISE_CONTEXTS, familyOf } from './families/registry.js';
-import { loadModelDir, REQUIRED_GRAPHS, type Manifest, type ModelDir, type Precision } from './manifest.js';
+import { checkWeightsFrom, loadModelDir, REQUIRED_GRAPHS, type Manifest, type ModelDir, type Precision } from './manifest.js';
 import { openablePaths } from './derived-graph.js';
 import { pickPrecision } from './precision.js';
 import type { DoneMsg, ErrorMsg, GenerationParams, ModelInfo, StatsMsg, StepMsg } from './protocol.js';
@@ -53,6 +53,8 @@ export function modelInfo(m: Manifest, device: string, precision = 'fp32'): Mode
       ...(d.block_size !== undefined ? { blockSize: d.block_size } : {}),
       ...(minEntropy > 0 ? { minEntropy } : {}),
       entropyWindow: d.entropy_window ?? BD3LM_ENTROPY.entropyWindow,
+      ...(d.kv_cache !== undefined && d.kv_cache !== 'off' ? { kvCache: d.kv_cache } : {}),
+      ...(d.cache_refresh !== undefined ? { cacheRefresh: d.cache_refresh } : {}),
     },
     limits: {
       maxSteps: MAX_STEPS,
@@ -89,10 +91,12 @@ export class EngineCore {
     /** The model's block cache, when its family keeps one: built once, shared by every sequence. */
     private readonly cache: CacheManager | null,
     precision: Precision,
+    /** Opens a graph role the family runs only for some requests (MDLM's denoiser_kv). */
+    open: (role: string) => Promise<ort.InferenceSession>,
   ) {
     const m = dir.manifest;
     this.model = modelInfo(m, opts.device, precision);
-    const runner = sessionRunner(m, this.sessions);
+    const runner = sessionRunner(m, this.sessions, open);
     this.scheduler = new Scheduler(runner, {
       finished: (seq) => this.finish(seq),
       failed: (seq, err) => {
@@ -114,14 +118,30 @@ export class EngineCore {
     const pick = pickPrecision(dir, opts.precision ?? 'fp32', opts.device);
     const paths = await openablePaths(pick);
     const sessionOpts = { ...(opts.threads !== undefined ? { threads: opts.threads } : {}), ...(opts.optimizedCacheDir !== undefined ? { optimizedCacheDir: opts.optimizedCacheDir } : {}) };
-    // Only the graphs the family runs: an extra role no family reads yet (MDLM's denoiser_kv,
-    // issue 15) would cost its weights in memory and its load time in every engine.
+    // Only the graphs every request runs: MDLM's denoiser_kv (kv_cache) opens with its first
+    // request instead, so engines that never see one pay neither its memory nor its load time.
     for (const role of REQUIRED_GRAPHS[m.family]) {
       sessions.set(role, await openDeviceSession(paths[role]!, opts.device, sessionOpts));
       markStartup('engine:session', { role });
     }
     const layout = familyOf(m)!.cacheLayout?.(m);
-    return new EngineCore(dir, sessions, opts, events, layout ? new CacheManager(layout, opts.cacheBudgetBytes) : null, pick.precision);
+    // kv_cache's graph opens with its first request: its weight pin is hashed then, not at start.
+    const opening = new Map<string, Promise<ort.InferenceSession>>();
+    const open = (role: string): Promise<ort.InferenceSession> => {
+      let p = opening.get(role);
+      if (!p) {
+        p = (async () => {
+          const from = m.graphs[role]?.weights_from;
+          if (from) checkWeightsFrom(dir.dir, role, from);
+          const s = await openDeviceSession(dir.graphPaths[role]!, opts.device, sessionOpts);
+          sessions.set(role, s);
+          return s;
+        })();
+        opening.set(role, p);
+      }
+      return p;
+    };
+    return new EngineCore(dir, sessions, opts, events, layout ? new CacheManager(layout, opts.cacheBudgetBytes) : null, pick.precision, open);
   }
 
   /**
@@ -165,7 +185,7 @@ export class EngineCore {
     const pool = this.cache?.stats();
     return {
       type: 'stats', queued: this.scheduler.queued, running: this.scheduler.live,
-      cacheBytes: pool?.bytes ?? 0, cacheBudgetBytes: pool?.budgetBytes ?? 0,
+      cacheBytes: pool?.bytes ?? 0, cacheBudgetBytes: pool?.budgetBytes ?? 0, kvFallbacksTotal: pool?.privateFallbacks ?? 0,
       nfeTotal: this.scheduler.nfeTotal, tokensTotal: this.scheduler.tokensTotal,
       stepSeconds: calls.map((c) => c.seconds), batchSizes: calls.map((c) => c.batch),
     };

@@ -7,6 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { PRECISIONS, type Precision } from './precisions.js';
+import { KV_CACHE_MODES } from './kv-cache-modes.js';
 
 export const MANIFEST_FORMAT = 'dlm-serve.model/1';
 
@@ -93,6 +94,9 @@ const DefaultsSchema = z
     /** BD3-LM's entropy rule (engine/entropy-stop.ts): threshold in nats (0: off) and window. */
     min_entropy: z.number().nonnegative(),
     entropy_window: z.number().int().min(2),
+    /** MDLM with a denoiser_kv graph: the K/V cache mode and refresh period a request gets by default. */
+    kv_cache: z.enum(KV_CACHE_MODES),
+    cache_refresh: z.number().int().positive(),
   })
   .partial()
   .catchall(z.unknown());
@@ -226,7 +230,7 @@ function checkLoopholing(m: Manifest): void {
  * A graph whose weights point at offsets inside another file would compute with garbage once
  * that file is replaced (new weights): refuse it and say how to rebuild it.
  */
-function checkWeightsFrom(dir: string, role: string, from: { file: string; sha256: string }): void {
+export function checkWeightsFrom(dir: string, role: string, from: { file: string; sha256: string }): void {
   const p = join(dir, from.file);
   const field = `graphs.${role}.weights_from`;
   if (!existsSync(p)) throw new ManifestError(`model.json: ${field}.file: ${p} does not exist`, `${field}.file`);

@@ -1,11 +1,15 @@
 // Messages between the server (API process) and the engine (its own process), over Node's IPC
 // channel (engine/client.ts forks engine/main.ts). The server speaks text and client ids; the
 // engine speaks token ids and its own sequence ids. Nothing here imports the server.
+import type { KvCacheMode } from './kv-cache-modes.js';
 import type { Manifest } from './manifest.js';
 
 /** ReMDM's remasking schedules (engine/samplers/remdm-schedule.ts). */
 export const REMASKING_SCHEDULES = ['cap', 'rescale', 'conf', 'loop'] as const;
 export type RemaskingSchedule = (typeof REMASKING_SCHEDULES)[number];
+
+/** Whole-sequence K/V reuse (Fast-dLLM's caches, engine/families/mdlm-kv.ts); off: none. */
+export { KV_CACHE_MODES, type KvCacheMode } from './kv-cache-modes.js';
 
 /** Engine-side settings of one sequence, already validated and with defaults filled in. */
 export interface GenerationParams {
@@ -49,6 +53,10 @@ export interface GenerationParams {
   minEntropy?: number;
   /** Generated tokens the entropy rule looks back over (BD3-LM: 256). */
   entropyWindow?: number;
+  /** MDLM with a denoiser_kv graph: reuse keys/values across steps (absent: off). */
+  kvCache?: KvCacheMode;
+  /** With kvCache prefix or dual: also recompute the cache every this many calls (1: every call). */
+  cacheRefresh?: number;
 }
 
 export interface RemaskingParams {
@@ -189,6 +197,8 @@ export interface StatsMsg {
   /** Bytes held in the KV / encoder cache pool, and its budget. */
   cacheBytes: number;
   cacheBudgetBytes: number;
+  /** kv_cache refreshes whose K/V did not fit the budget (the sequence ran that stretch uncached), since start. */
+  kvFallbacksTotal?: number;
   /** Network calls and tokens since start (counters). */
   nfeTotal: number;
   tokensTotal: number;

@@ -7,11 +7,17 @@ import type { Manifest } from './manifest.js';
 import type { BatchTensor } from './row-tensor.js';
 import type { Runner } from './scheduler.js';
 
-export function sessionRunner(m: Manifest, sessions: ReadonlyMap<string, ort.InferenceSession>): Runner {
+/**
+ * `open`: a graph role the sessions lack but the model has (MDLM's denoiser_kv), opened on its
+ * first call so that engines which never run it pay nothing at start.
+ */
+export function sessionRunner(
+  m: Manifest, sessions: ReadonlyMap<string, ort.InferenceSession>, open?: (role: string) => Promise<ort.InferenceSession>,
+): Runner {
   return {
     vocabSize: m.vocab_size,
     run: async (role, feeds, outputs) => {
-      const session = sessions.get(role);
+      const session = sessions.get(role) ?? (open && m.graphs[role] ? await open(role) : undefined);
       if (!session) throw new Error(`model ${m.name} has no '${role}' graph`);
       const ortFeeds: Record<string, ort.Tensor> = {};
       for (const name of session.inputNames) {

@@ -5,7 +5,7 @@
 // SettingsError, naming the request field.
 import { SettingsError } from './errors.js';
 import { familyOf } from './families/registry.js';
-import type { GenerationParams, ModelInfo } from './protocol.js';
+import { KV_CACHE_MODES, type GenerationParams, type ModelInfo } from './protocol.js';
 import { REMDM_SAMPLER } from './samplers/remdm.js';
 
 /** Most denoising steps a request may ask for (ModelInfo.limits.maxSteps). */
@@ -30,6 +30,7 @@ export function validateParams(model: ModelInfo, p: GenerationParams): void {
   const family = familyOf(m);
   if (!family) throw new SettingsError('model', `family '${m.family}' is not served by this engine`, 'unsupported_parameter');
   family.validate(p, m);
+  checkKvCache(model, p);
   const min = p.minEntropy;
   if (min !== undefined && min !== 0) {
     if (!(min > 0) || !Number.isFinite(min)) throw new SettingsError('min_entropy', `must be a non-negative number, got ${min}`);
@@ -55,4 +56,24 @@ function checkAdaptive(p: GenerationParams, model: ModelInfo): void {
   if (p.streamDrafts && model.maskId === null) {
     throw new SettingsError('stream_drafts', `${model.name} has no [MASK] positions to propose drafts for: its step canvases are the drafts`, 'unsupported_parameter');
   }
+}
+
+/** kv_cache / cache_refresh: only MDLM with a denoiser_kv graph reads them (engine/families/mdlm-kv.ts). */
+function checkKvCache(model: ModelInfo, p: GenerationParams): void {
+  const m = model.manifest;
+  const mode = p.kvCache ?? 'off';
+  if (!(KV_CACHE_MODES as readonly string[]).includes(mode)) {
+    throw new SettingsError('kv_cache', `must be one of ${KV_CACHE_MODES.join(', ')}, got '${mode}'`);
+  }
+  if (p.cacheRefresh !== undefined) {
+    if (!Number.isInteger(p.cacheRefresh) || p.cacheRefresh < 1) throw new SettingsError('cache_refresh', `must be a positive integer, got ${p.cacheRefresh}`);
+    if (mode === 'off') throw new SettingsError('cache_refresh', "applies to kv_cache 'prefix' or 'dual'; kv_cache is 'off'", 'unsupported_parameter');
+  }
+  if (mode === 'off') return;
+  const refuse = (why: string): never => { throw new SettingsError('kv_cache', `'${mode}' is not available: ${why}`, 'unsupported_parameter'); };
+  if (m.family !== 'mdlm') refuse(`model ${m.name} is ${m.family}; the whole-sequence K/V caches exist for MDLM only (block families cache committed blocks exactly on their own)`);
+  if (!m.graphs.denoiser_kv) refuse(`model ${m.name} has no denoiser_kv graph (build it: cd models && python3 -m dlm.export_kv --model DIR)`);
+  if (m.loopholing) refuse(`model ${m.name} carries a loopholing latent between steps, which the denoiser_kv graph does not take`);
+  if (p.sampler === 'remdm') refuse("sampler 'remdm' remasks decoded tokens, so no decoded prefix stays fixed to cache");
+  if (model.precision !== 'fp32') refuse(`the engine serves ${model.precision} and the denoiser_kv graph exists in fp32 only`);
 }

@@ -54,7 +54,7 @@ export const USAGE = `Usage: npm start -- [options]
   --api-key KEY      require this bearer key; repeat for several (DLM_API_KEYS, comma-separated)
   --max-batch N      sequences decoded together at most; 1 = no batching (DLM_MAX_BATCH, default ${DEFAULT_MAX_BATCH})
   --max-queue N      sequences waiting at most; beyond: 429 (DLM_MAX_QUEUE, default ${DEFAULT_MAX_QUEUE})
-  --cache-mb N       MiB of committed-block KV cache shared by all requests (DLM_CACHE_MB, default 256)
+  --cache-mb N       MiB of KV cache shared by all requests: committed blocks, MDLM kv_cache (DLM_CACHE_MB, default 256)
   --drain-seconds N  on SIGTERM, let requests in flight finish for up to N s, then exit (DLM_DRAIN_SECONDS, default ${DEFAULT_DRAIN_SECONDS})
   --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
   --ort-cache DIR    keep ONNX Runtime's optimised CPU graphs here between starts

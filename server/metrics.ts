@@ -21,6 +21,7 @@ export class Metrics {
   private readonly engineQueued: Gauge;
   private readonly engineRunning: Gauge;
   private readonly cacheUsage: Gauge;
+  private readonly kvFallbacks: Gauge;
   private readonly vllmWaiting: Gauge<'model_name'>;
   private readonly vllmRunning: Gauge<'model_name'>;
   private readonly vllmKvUsage: Gauge<'model_name'>;
@@ -73,6 +74,7 @@ export class Metrics {
     this.engineQueued = new Gauge({ name: 'dlm_engine_queued_sequences', help: 'Sequences waiting for a decode slot.', registers });
     this.engineRunning = new Gauge({ name: 'dlm_engine_running_sequences', help: 'Sequences being decoded.', registers });
     this.cacheUsage = new Gauge({ name: 'dlm_cache_usage_ratio', help: 'KV / encoder cache pool bytes held over its budget (0..1).', registers });
+    this.kvFallbacks = new Gauge({ name: 'dlm_kv_cache_fallbacks_total', help: 'kv_cache refreshes whose K/V did not fit the cache budget, so the request ran uncached (counter semantics).', registers });
     const labelNames = ['model_name'] as const;
     this.vllmWaiting = new Gauge({ name: 'vllm:num_requests_waiting', help: 'Requests queued (inference gateway protocol).', labelNames, registers });
     this.vllmRunning = new Gauge({ name: 'vllm:num_requests_running', help: 'Requests running (inference gateway protocol).', labelNames, registers });
@@ -101,6 +103,7 @@ export class Metrics {
     this.engineQueued.set(s.queued);
     this.engineRunning.set(s.running);
     this.cacheUsage.set(usage);
+    this.kvFallbacks.set(s.kvFallbacksTotal ?? 0);
     const l = { model_name: this.modelName };
     this.vllmWaiting.set(l, s.queued);
     this.vllmRunning.set(l, s.running);

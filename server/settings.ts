@@ -8,7 +8,7 @@
 // in resolveParams and its check in the family's validate.
 import { z } from 'zod';
 import { SettingsError } from '../engine/errors.js';
-import { REMASKING_SCHEDULES, type GenerationParams, type ModelInfo } from '../engine/protocol.js';
+import { KV_CACHE_MODES, REMASKING_SCHEDULES, type GenerationParams, type ModelInfo } from '../engine/protocol.js';
 import { validateParams } from '../engine/validate.js';
 import { ApiError } from './errors.js';
 
@@ -48,6 +48,9 @@ export const SETTINGS_SHAPE = {
   /** BD3-LM's variable-length rule: stop once the last entropy_window tokens fall below min_entropy nats; 0 turns it off. */
   min_entropy: z.number().min(0).nullish(),
   entropy_window: z.number().int().min(2).nullish(),
+  /** MDLM with a denoiser_kv graph: Fast-dLLM's approximate K/V caches, and how often they are recomputed. */
+  kv_cache: z.enum(KV_CACHE_MODES).nullish(),
+  cache_refresh: z.number().int().positive().nullish(),
   stream_steps: z.boolean().nullish(),
   /** Step frames carry each masked position's proposal too (implies stream_steps). */
   stream_drafts: z.boolean().nullish(),
@@ -153,6 +156,11 @@ export function resolveParams(
   if (threshold !== undefined) params.confidenceThreshold = threshold;
   if (remasking !== undefined) params.remasking = remasking;
   if (speculativeK !== undefined) params.speculativeK = speculativeK;
+  // The model's default cache mode yields to a sampler it cannot serve (remdm); a request's own does not.
+  const kvCache = s.kv_cache ?? (sampler === 'remdm' ? undefined : d.kvCache);
+  if (kvCache !== undefined && kvCache !== 'off') params.kvCache = kvCache;
+  const cacheRefresh = s.cache_refresh ?? (params.kvCache !== undefined && params.kvCache === d.kvCache ? d.cacheRefresh : undefined);
+  if (cacheRefresh !== undefined) params.cacheRefresh = cacheRefresh;
   if (minEntropy > 0) {
     params.minEntropy = minEntropy;
     if (entropyWindow !== undefined) params.entropyWindow = entropyWindow;

@@ -1,7 +1,7 @@
 // Iteration-level batching on the real tiny model, through EngineCore in this process (so that
 // the test decides exactly at which tick a sequence joins or leaves). A sequence must come out
 // the same whether it ran alone or in a batch with others that use other samplers, lengths,
-// prompts and settings (the adaptive rules too), join and leave between ticks, or are cancelled mid-run: the graphs
+// prompts and settings (the adaptive rules and kv_cache modes among them), join and leave between ticks, or are cancelled mid-run: the graphs
 // mask padding out of attention, and each sequence owns its RNG, so there is no tolerance to
 // state: the tokens are equal.
 import { after, before, test } from 'node:test';
@@ -75,6 +75,13 @@ const REQUESTS: { prompt: number[]; params: GenerationParams }[] = [
   { prompt: [13, 14], params: base({ seed: 13, sampler: 'entropy_bound', entropyBound: 20, maxTokens: 20 }) },
   { prompt: [15], params: base({ seed: 14, sampler: 'confidence_factor', confidenceFactor: 4, maxTokens: 18, streamDrafts: true }) },
   { prompt: [16, 17, 18], params: base({ seed: 15, sampler: 'entropy_bound', entropyBound: 0, temperature: 0, maxTokens: 9 }) },
+  // kv_cache (the denoiser_kv graph): refresh rows (every position queried, empty past) and
+  // cached rows (a few queries, a long past) of both modes share calls, padded on both axes.
+  { prompt: [5, 6, 7], params: base({ seed: 13, kvCache: 'prefix', maxTokens: 30 }) },
+  { prompt: Array.from({ length: 40 }, (_, i) => 50 + i), params: base({ seed: 14, sampler: 'confidence_topk', kvCache: 'dual', steps: 16, maxTokens: 100 }) },
+  { prompt: [21], params: base({ seed: 15, sampler: 'confidence_threshold', confidenceThreshold: 0.3, kvCache: 'dual', cacheRefresh: 3, maxTokens: 24 }) },
+  { prompt: [2, 4, 6, 8], params: base({ seed: 16, sampler: 'first_hitting', kvCache: 'prefix', cacheRefresh: 1, maxTokens: 20 }) },
+  { prompt: [70, 71], params: base({ seed: 17, sampler: 'ddpm_cache', kvCache: 'dual', steps: 40, temperature: 0.8, topP: 0.9, maxTokens: 36 }) },
 ];
 
 let batched: Core;

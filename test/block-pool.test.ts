@@ -53,7 +53,27 @@ test('the manager: a block larger than the whole budget is refused; a wrong tens
   const found = m.lookup(['a', 'b', 'c']);
   assert.deepEqual(found.map((b) => b.hash), ['a']);
   assert.equal(found[0]!.refs, 2);
-  assert.deepEqual(m.stats(), { bytes: 2 * BYTES, budgetBytes: 1 << 20, blocks: 2, references: 3, hits: 1, misses: 1, evictions: 0 });
+  assert.deepEqual(m.stats(), {
+    bytes: 2 * BYTES, budgetBytes: 1 << 20, blocks: 2, references: 3, hits: 1, misses: 1, evictions: 0,
+    privateBytes: 0, privateAllocations: 0, privateFallbacks: 0,
+  });
+});
+
+test('private allocations (MDLM kv_cache) share the budget with blocks: they evict idle blocks, never referenced ones', () => {
+  const m = new CacheManager(layout, 3 * BYTES);
+  const held = m.store('a', 2, block(1))!;
+  const idle = m.store('b', 2, block(2))!;
+  m.release(idle);
+  assert.ok(m.allocate(BYTES + 1), 'fits once the idle block is evicted');
+  assert.equal(m.stats().evictions, 1);
+  assert.equal(m.stats().privateBytes, BYTES + 1);
+  assert.equal(m.stats().bytes, 2 * BYTES + 1);
+  assert.equal(m.allocate(BYTES), false, 'the referenced block stays: no room');
+  assert.equal(m.stats().privateFallbacks, 1);
+  m.free(BYTES + 1);
+  assert.deepEqual([m.stats().bytes, m.stats().privateBytes, m.stats().privateAllocations], [BYTES, 0, 0]);
+  assert.throws(() => m.free(1), /more often than reserved/);
+  m.release(held);
 });
 
 test('a block table lays its blocks side by side per layer-head, slides with its window and releases everything', () => {

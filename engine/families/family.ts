@@ -19,8 +19,8 @@ export interface Family {
   /** Throws EngineRequestError for settings this model cannot take. */
   validate(params: GenerationParams, manifest: Manifest): void;
   create(id: number, prompt: number[], params: GenerationParams, ctx: FamilyContext): Sequence;
-  /** Families that cache committed blocks: what one block holds. */
-  cacheLayout?(manifest: Manifest): CacheLayout;
+  /** Families that cache committed blocks: what one block holds (undefined: no cache for this model). */
+  cacheLayout?(manifest: Manifest): CacheLayout | undefined;
   /**
    * Block by block with a sliding window (BD3-LM, E2D2): a request may write past the model's
    * context (up to BLOCKWISE_CONTEXTS contexts), and BD3-LM's variable-length rule (the entropy

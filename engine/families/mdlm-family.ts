@@ -5,6 +5,7 @@ import { checkWindow } from './duo-family.js';
 import { maskedFields, requireMaskedSampler } from './masked-model.js';
 import type { Family } from './family.js';
 import { MdlmSequence, type MaskedModel } from './mdlm.js';
+import { KvWindow, kvShape, KV_ROLE } from './mdlm-kv.js';
 
 export function maskedModel(m: Manifest): MaskedModel {
   return {
@@ -18,11 +19,19 @@ export const mdlmFamily: Family = {
     requireMaskedSampler(params, m);
     checkWindow(params, m);
   },
-  create(id, prompt, params, { manifest, sink }) {
+  // Only to charge kv_cache's per-sequence K/V to the engine's budget: MDLM caches no blocks.
+  cacheLayout(m) {
+    if (!m.graphs[KV_ROLE]) return undefined;
+    const s = kvShape(m);
+    return { heads: s.heads, headDim: s.headDim, groups: {} };
+  },
+  create(id, prompt, params, { manifest, sink, cache }) {
     const model = maskedModel(manifest);
     const budget = model.maxLength - Math.min(params.blockSize ?? model.defaultWindow, params.maxTokens);
     // Keep the end of the prompt: the window must fit beside it in the model's length.
     if (prompt.length > budget) prompt = prompt.slice(prompt.length - budget);
-    return new MdlmSequence(id, prompt, params, model, sink);
+    const mode = params.kvCache ?? 'off';
+    const kv = mode === 'off' ? null : new KvWindow(mode, params, kvShape(manifest), model.maskId, cache);
+    return new MdlmSequence(id, prompt, params, model, sink, kv);
   },
 };

@@ -6,9 +6,11 @@ import { promptContext } from '../prompt-start.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
+import type { RowTensor } from '../row-tensor.js';
 import type { Next, Sequence, SequenceSink } from '../sequence.js';
-import { maskedStepView } from '../step-view.js';
+import { draftsOf, maskedStepView } from '../step-view.js';
 import { maskedStep, plannedSteps } from './masked-step.js';
+import type { KvWindow } from './mdlm-kv.js';
 import { stopTokens } from './stop-tokens.js';
 
 export interface MaskedModel {
@@ -43,6 +45,8 @@ export class MdlmSequence implements Sequence {
     private readonly params: GenerationParams,
     private readonly model: MaskedModel,
     private readonly sink: SequenceSink,
+    /** kv_cache prefix / dual: the denoiser_kv calls instead of the plain denoiser's. */
+    private readonly kv: KvWindow | null = null,
   ) {
     this.rng = new Rng(params.seed);
     this.stops = stopTokens(params, model.eosId);
@@ -69,34 +73,54 @@ export class MdlmSequence implements Sequence {
     this.steps = plannedSteps(this.params, W);
     this.cached = null;
     this.dirty = true;
+    this.kv?.open();
   }
 
   next(): Next {
     if (this.finishReason) return { kind: 'done' };
     if (this.sampler === 'ddpm_cache' && !this.dirty && this.cached) return { kind: 'local' };
+    if (this.kv) return { kind: 'call', call: this.kv.call(this.context, this.canvas) };
     const tokens = this.context.concat(Array.from(this.canvas));
     return { kind: 'call', call: { role: 'denoiser', tokens, outputStart: this.context.length, outputLength: this.canvas.length } };
   }
 
-  consume(logits: Float32Array): void {
+  consume(logits: Float32Array, extra?: Record<string, RowTensor>): void {
     this.nfe++;
+    if (this.kv) {
+      const span = this.kv.take(logits, extra);
+      if (!span) return; // cancelled while the call ran
+      logits = span;
+    }
     this.cached = logits;
     this.denoise(logits);
+    if (this.finishReason) this.kv?.close();
   }
 
   advance(): void {
     this.denoise(this.cached!);
+    if (this.finishReason) this.kv?.close();
   }
 
   private denoise(logits: Float32Array): void {
-    const changed = maskedStep(this.canvas, logits, this.step, this.steps, this.params, this.model, this.rng);
+    const at = this.kv?.span(this.canvas.length, this.step, this.steps);
+    const canvas = at ? this.canvas.subarray(at.from, at.to) : this.canvas;
+    const changed = maskedStep(canvas, logits, at?.step ?? this.step, at?.steps ?? this.steps, this.params, this.model, this.rng);
+    this.kv?.stepped();
     this.step++;
     this.stepCount++;
     this.dirty = changed > 0;
     // SUBS: an unmasked token stays what it is, so every decoded position is final.
     if (this.params.streamSteps) {
-      const drafts = this.params.streamDrafts ? { logits, V: this.model.vocabSize } : null;
-      this.sink.step(maskedStepView(this.stepCount, this.windowStart, this.canvas, this.model.maskId, true, drafts));
+      const partial = at !== undefined && (at.from > 0 || at.to < this.canvas.length);
+      const drafts = this.params.streamDrafts && !partial ? { logits, V: this.model.vocabSize } : null;
+      const view = maskedStepView(this.stepCount, this.windowStart, this.canvas, this.model.maskId, true, drafts);
+      if (this.params.streamDrafts && partial) {
+        // kv_cache dual: the logits cover the current sub-block only, so only its masked
+        // positions have a proposal; the others' drafts are -1 like a decoded position's.
+        view.drafts = new Array<number>(this.canvas.length).fill(-1);
+        draftsOf(canvas, this.model.maskId, logits, this.model.vocabSize).forEach((d, i) => { view.drafts![at.from + i] = d; });
+      }
+      this.sink.step(view);
     }
     this.flush();
   }
@@ -123,6 +147,7 @@ export class MdlmSequence implements Sequence {
 
   stop(reason: FinishReason): void {
     if (!this.finishReason) this.finishReason = reason;
+    this.kv?.close();
   }
 
   usage(): Usage {

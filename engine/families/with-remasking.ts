@@ -39,6 +39,7 @@ function validateRemdm(params: GenerationParams, m: Manifest): void {
 
 export function withRemasking(base: Family): Family {
   return {
+    ...(base.cacheLayout ? { cacheLayout: base.cacheLayout } : {}),
     validate(params, manifest) {
       // remasking on any other sampler is refused here, not silently ignored by the base family.
       checkFits(params, manifest);
