@@ -21,10 +21,10 @@ import { DirectRunner } from '../engine/direct-runner.js';
 import { familyOf } from '../engine/families/registry.js';
 import { loadModelDir, type Precision } from '../engine/manifest.js';
 import type { GenerationParams } from '../engine/protocol.js';
-import type { Runner } from '../engine/scheduler.js';
 import { ditShape, rowFlops } from './flops.js';
 import { measureMatmulCeiling } from './matmul-ceiling.js';
 import { writeJson } from './report.js';
+import { timedRunner } from './timed-runner.js';
 
 const { values } = parseArgs({
   options: {
@@ -122,15 +122,7 @@ async function breakdown(model: string, batch: number, maxTokens: number, steps:
   for (const p of PRECISIONS) out[p] = { graphMs: 0, aroundMs: 0, calls: 0 };
   for (let r = -1; r < 2; r++) {
     for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
-      const inner = runners[i]!.runner;
-      let graph = 0, calls = 0;
-      const timed: Runner = {
-        vocabSize: inner.vocabSize,
-        run: async (role, feeds, outputs) => {
-          const t = performance.now();
-          try { return await inner.run(role, feeds, outputs); } finally { graph += performance.now() - t; calls++; }
-        },
-      };
+      const { runner: timed, time } = timedRunner(runners[i]!.runner);
       const params: GenerationParams = {
         sampler: m.defaults.sampler ?? m.samplers[0]!, steps, maxTokens, temperature: 1, topP: 1, topK: 0, seed: r + 1,
         ignoreEos: true, stopTokenIds: [], streamSteps: false,
@@ -140,7 +132,7 @@ async function breakdown(model: string, batch: number, maxTokens: number, steps:
       const wall = performance.now() - t0;
       if (r < 0) continue;
       const o = out[PRECISIONS[i]!];
-      o.graphMs += graph; o.aroundMs += wall - graph; o.calls += calls;
+      o.graphMs += time.ms; o.aroundMs += wall - time.ms; o.calls += time.calls;
     }
   }
   for (const rr of runners) await rr.close();
