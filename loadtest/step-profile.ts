@@ -50,10 +50,11 @@ function category(fn: string, url: string): string {
   if (file === 'backend.js' || (url === '' && (fn === '' || fn === '(anonymous)'))) return 'graph (ORT run, output copy)';
   if (url === '' && fn === 'dispatch') return 'idle'; // the inspector's own messages
   if (file === 'session-runner.js') return 'ORT tensors in/out';
-  if (fn === 'distribution' || fn === 'expRow' || fn === 'softmaxRow') return 'softmax over V';
-  if (fn === 'sample' || fn === 'drawToken' || fn === 'draw') return 'draw (inverse CDF)';
+  // V8 inlines these into each other (and the RNG into the sampler), so they are one part.
+  if (url.startsWith('wasm')) return 'softmax: exp kernel (wasm SIMD)';
+  if (['distribution', 'argMax', 'expRowSum', 'jsRow', 'sample', 'draw'].includes(fn) || file === 'categorical.js' || file === 'exp-row.js') return 'softmax + draw over V (JS)';
   if (file === 'rng.js' || file.includes('pure-rand') || url.includes('pure-rand')) return 'RNG';
-  if (fn === 'sort' || fn.includes('confidenceTopkStep') || fn === 'proposals') return 'proposals, sort';
+  if (fn === 'sort' || fn.includes('confidenceTopkStep') || fn === 'proposals') return 'proposals, sort (RNG inlined)';
   if (fn === 'batchFeeds' || file === 'row-tensor.js') return 'feeds (batchFeeds)';
   if (fn === 'slice' || fn === 'subarray' || fn === 'runGroup') return 'logits rows (slicing)';
   if (file === 'mdlm.js' || file === 'masked-step.js' || file === 'masked.js') return 'sequence bookkeeping';

@@ -1,6 +1,6 @@
 // Turning one position's logits into a distribution over tokens, and drawing from it.
 // Work is in float64: after temperature and nucleus cuts the tail probabilities are tiny.
-import { expRowSum } from './exp-row.js';
+import { expRowSum, rowWeights } from './exp-row.js';
 import { truncate } from './nucleus.js';
 
 export interface Shaping {
@@ -38,7 +38,8 @@ export function distribution(logits: Float32Array, off: number, V: number, s: Sh
     out[Math.max(arg, 0)] = 1;
     return out;
   }
-  const { e, sum } = expRowSum(logits, off, V, max, 1 / s.temperature, banned);
+  const sum = expRowSum(logits, off, V, max, 1 / s.temperature, banned);
+  const e = rowWeights();
   for (let v = 0; v < V; v++) out[v] = e[v]! / sum;
   const k = s.topK > 0 && s.topK < V ? s.topK : V;
   if (k < V || s.topP < 1) truncate(out, k, s.topP);
@@ -70,7 +71,8 @@ export function draw(logits: Float32Array, off: number, V: number, s: Shaping, b
     drawn.prob = 1;
     return Math.max(arg, 0);
   }
-  const { e, sum } = expRowSum(logits, off, V, max, 1 / s.temperature, banned);
+  const sum = expRowSum(logits, off, V, max, 1 / s.temperature, banned);
+  const e = rowWeights();
   let acc = 0;
   let last = 0;
   for (let v = 0; v < V; v++) {

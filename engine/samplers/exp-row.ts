@@ -194,16 +194,20 @@ let f64 = new Float64Array(0);
 /** Whether rows run through the SIMD kernel (false: the Math.exp loop). */
 export const expRowSimd = kernel !== null;
 
+/** The weights the last expRowSum computed (index v < V): a view the next call overwrites. */
+export function rowWeights(): Float64Array {
+  return f64;
+}
+
 /**
- * The softmax's numerators of one row, and their sum: e[v] = Math.exp((logits[off + v] - max)
- * * invT), 0 at `banned`, bit for bit, summed in index order (the order the samplers always
- * summed in, so the sum is the same double too). `e` holds them afterwards: a view that the
- * next call overwrites.
+ * The softmax's numerators of one row, and their sum: rowWeights()[v] = Math.exp((logits[off +
+ * v] - max) * invT), 0 at `banned`, bit for bit, summed in index order (the order the samplers
+ * always summed in, so the sum is the same double too).
  */
-export function expRowSum(logits: Float32Array, off: number, V: number, max: number, invT: number, banned: number | null): { e: Float64Array; sum: number } {
+export function expRowSum(logits: Float32Array, off: number, V: number, max: number, invT: number, banned: number | null): number {
   if (!kernel) {
     if (f64.length < V) f64 = new Float64Array(V);
-    return { e: f64, sum: jsRow(logits, off, V, max, invT, banned, f64) };
+    return jsRow(logits, off, V, max, invT, banned, f64);
   }
   const n = (V + 1) & ~1;
   if (f32.buffer !== kernel.memory.buffer || f32.length < n) {
@@ -219,7 +223,7 @@ export function expRowSum(logits: Float32Array, off: number, V: number, max: num
   let sum = kernel.expRow(n, V, 0, f64.byteOffset, max, invT, banned ?? -1);
   // A lane the kernel leaves to Math.exp (or a NaN logit): the row again, in plain JS.
   if (sum !== sum) sum = jsRow(logits, off, V, max, invT, banned, f64);
-  return { e: f64, sum };
+  return sum;
 }
 
 function jsRow(logits: Float32Array, off: number, V: number, max: number, invT: number, banned: number | null, out: Float64Array): number {
