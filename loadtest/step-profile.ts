@@ -10,12 +10,16 @@
 //   npm run bench:step -- [--precisions int8,fp32] [--batches 1,16] [--tokens 64] [--steps 16]
 //                         [--rounds 2] [--threads N] [--baseline-dist DIR] [--out .work/step-profile]
 import { Session } from 'node:inspector/promises';
+import * as ort from 'onnxruntime-node';
+import { openablePaths } from '../engine/derived-graph.js';
+import { openDeviceSession } from '../engine/device-session.js';
+import { loadModelDir, type Precision } from '../engine/manifest.js';
+import { pickPrecision } from '../engine/precision.js';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import * as direct from '../engine/direct-runner.js';
 import * as registry from '../engine/families/registry.js';
-import type { Precision } from '../engine/manifest.js';
 import type { GenerationParams } from '../engine/protocol.js';
 import { writeJson } from './report.js';
 import { timedRunner } from './timed-runner.js';
@@ -100,6 +104,37 @@ async function decode(b: Build, r: DirectRunner, batch: number, tokens: number, 
   return { graphMs: time.ms, wallMs: performance.now() - t0, calls: time.calls, tokens: res.map((x) => x.tokens) };
 }
 
+/**
+ * What the logits cost on their way out of ONNX Runtime: the denoiser at [batch, L] with a fresh
+ * output (what the engine does: ORT allocates, the binding hands JS a new B x L x V buffer)
+ * against a preallocated output tensor it writes into, best of `reps` each, taking turns.
+ */
+async function outputCost(precision: Precision, batch: number, L: number, threads: number | undefined, reps = 4): Promise<{ freshMs: number; preallocatedMs: number }> {
+  const dir = loadModelDir(resolve('models/zoo/default'));
+  const paths = await openablePaths(pickPrecision(dir, precision, 'cpu'));
+  const session = await openDeviceSession(paths.denoiser!, 'cpu', threads !== undefined ? { threads } : {});
+  const V = dir.manifest.vocab_size, mask = dir.manifest.special_tokens.mask!;
+  // Half the canvas masked, as mid-way through a window.
+  const tokens = BigInt64Array.from({ length: batch * L }, (_, i) => BigInt(i % 2 === 0 ? mask : 4 + ((i * 7919) % (V - 4))));
+  const feeds = { tokens: new ort.Tensor('int64', tokens, [batch, L]), attention_mask: new ort.Tensor('int64', new BigInt64Array(batch * L).fill(1n), [batch, L]) };
+  const pre = new ort.Tensor('float32', new Float32Array(batch * L * V), [batch, L, V]);
+  const out = session.outputNames[0]!;
+  await session.run(feeds);
+  await session.run(feeds, { [out]: pre });
+  if ((pre.data as Float32Array).every((x) => x === 0)) throw new Error('onnxruntime-node did not write into the preallocated output');
+  let freshMs = Infinity, preallocatedMs = Infinity;
+  for (let r = 0; r < reps; r++) {
+    let t = performance.now();
+    await session.run(feeds);
+    freshMs = Math.min(freshMs, performance.now() - t);
+    t = performance.now();
+    await session.run(feeds, { [out]: pre });
+    preallocatedMs = Math.min(preallocatedMs, performance.now() - t);
+  }
+  await session.release();
+  return { freshMs, preallocatedMs };
+}
+
 async function main(): Promise<void> {
   const precisions = values.precisions!.split(',') as Precision[];
   const batches = values.batches!.split(',').map(Number);
@@ -163,8 +198,17 @@ async function main(): Promise<void> {
   inspector.disconnect();
   if (process.env.STEP_PROFILE_RAW) for (const [k, ms] of [...raw].sort((x, y) => y[1] - x[1]).slice(0, 30)) console.log(`  raw ${k} ${ms.toFixed(0)} ms`);
   for (const r of runners) await r.close();
+  const outputs: { batch: number; precision: Precision; freshMs: number; preallocatedMs: number }[] = [];
+  console.log(`\nlogits out of ONNX Runtime, the denoiser at [batch, ${tokens + 1}], best of 4: fresh output (as the engine runs) vs preallocated`);
+  for (const batch of batches) {
+    for (const precision of precisions) {
+      const o = await outputCost(precision, batch, tokens + 1, threads);
+      outputs.push({ batch, precision, ...o });
+      console.log(`  b${batch} ${precision}: fresh ${o.freshMs.toFixed(1)} ms, preallocated ${o.preallocatedMs.toFixed(1)} ms (difference ${(o.freshMs - o.preallocatedMs).toFixed(1)} ms)`);
+    }
+  }
   if (builds.length > 1) console.log(mismatches.length === 0 ? '\ntokens: identical in both builds at every seed, batch and precision' : `\ntokens DIFFER between the builds: ${mismatches.join(', ')}`);
-  writeJson(join(values.out!, 'step-profile.json'), { config: { tokens, steps, rounds, threads: threads ?? null, baseline: values['baseline-dist'] ?? null, date: new Date().toISOString() }, report, mismatches });
+  writeJson(join(values.out!, 'step-profile.json'), { config: { tokens, steps, rounds, threads: threads ?? null, baseline: values['baseline-dist'] ?? null, date: new Date().toISOString() }, report, outputs, mismatches });
   if (mismatches.length > 0) process.exitCode = 1;
 }
 
