@@ -21,6 +21,7 @@ import { pathToFileURL } from 'node:url';
 import * as direct from '../engine/direct-runner.js';
 import * as registry from '../engine/families/registry.js';
 import type { GenerationParams } from '../engine/protocol.js';
+import { expRowSimd, expRowSum } from '../engine/samplers/exp-row.js';
 import { writeJson } from './report.js';
 import { timedRunner } from './timed-runner.js';
 
@@ -135,6 +136,44 @@ async function outputCost(precision: Precision, batch: number, L: number, thread
   return { freshMs, preallocatedMs };
 }
 
+/**
+ * The softmax's exps alone, CPU time (this thread only runs them): expRowSum (the SIMD kernel
+ * the samplers call) against the Math.exp loop it replaced, on the same 64 rows of 4096
+ * logits, best of 5 bursts each, taking turns; and whether their doubles agree.
+ */
+function expKernel(): { mathExpMs: number; kernelMs: number; identical: boolean } {
+  const V = 4096, rows = 64;
+  const x = Float32Array.from({ length: rows * V }, (_, i) => (((i * 7919) % 10007) / 10007 - 0.5) * 12 + (i % V < 40 ? 8 : 0));
+  const out = new Float64Array(V);
+  const mathExp = (): number => {
+    let s = 0;
+    for (let r = 0; r < rows; r++) {
+      let sum = 0;
+      for (let v = 0; v < V; v++) { const e = v === 3 ? 0 : Math.exp((x[r * V + v]! - 14) * 1); out[v] = e; sum += e; }
+      s += sum;
+    }
+    return s;
+  };
+  const kernel = (): number => {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += expRowSum(x, r * V, V, 14, 1, 3);
+    return s;
+  };
+  const cpuMs = (f: () => number): number => {
+    const t = process.cpuUsage();
+    for (let i = 0; i < 10; i++) f();
+    const d = process.cpuUsage(t);
+    return (d.user + d.system) / 1000 / 10;
+  };
+  const identical = mathExp() === kernel();
+  let mathExpMs = Infinity, kernelMs = Infinity;
+  for (let b = 0; b < 6; b++) {
+    const m = cpuMs(mathExp), k = cpuMs(kernel);
+    if (b > 0) { mathExpMs = Math.min(mathExpMs, m); kernelMs = Math.min(kernelMs, k); } // burst 0 warms up
+  }
+  return { mathExpMs, kernelMs, identical };
+}
+
 async function main(): Promise<void> {
   const precisions = values.precisions!.split(',') as Precision[];
   const batches = values.batches!.split(',').map(Number);
@@ -198,6 +237,9 @@ async function main(): Promise<void> {
   inspector.disconnect();
   if (process.env.STEP_PROFILE_RAW) for (const [k, ms] of [...raw].sort((x, y) => y[1] - x[1]).slice(0, 30)) console.log(`  raw ${k} ${ms.toFixed(0)} ms`);
   for (const r of runners) await r.close();
+  const kern = expKernel();
+  console.log(`\nthe exps alone, 64 rows of 4096, CPU ms (best of 5): Math.exp loop ${kern.mathExpMs.toFixed(2)}, expRowSum${expRowSimd ? ' (wasm SIMD)' : ' (no SIMD: Math.exp)'} ${kern.kernelMs.toFixed(2)} (x${(kern.mathExpMs / kern.kernelMs).toFixed(2)}); sums ${kern.identical ? 'identical' : 'DIFFER'}`);
+  if (!kern.identical) process.exitCode = 1;
   const outputs: { batch: number; precision: Precision; freshMs: number; preallocatedMs: number }[] = [];
   console.log(`\nlogits out of ONNX Runtime, the denoiser at [batch, ${tokens + 1}], best of 4: fresh output (as the engine runs) vs preallocated`);
   for (const batch of batches) {
@@ -208,7 +250,7 @@ async function main(): Promise<void> {
     }
   }
   if (builds.length > 1) console.log(mismatches.length === 0 ? '\ntokens: identical in both builds at every seed, batch and precision' : `\ntokens DIFFER between the builds: ${mismatches.join(', ')}`);
-  writeJson(join(values.out!, 'step-profile.json'), { config: { tokens, steps, rounds, threads: threads ?? null, baseline: values['baseline-dist'] ?? null, date: new Date().toISOString() }, report, outputs, mismatches });
+  writeJson(join(values.out!, 'step-profile.json'), { config: { tokens, steps, rounds, threads: threads ?? null, baseline: values['baseline-dist'] ?? null, date: new Date().toISOString() }, report, outputs, expKernel: kern, mismatches });
   if (mismatches.length > 0) process.exitCode = 1;
 }
 
