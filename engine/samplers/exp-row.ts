@@ -1,11 +1,12 @@
-// exp((x - max) / T) over a row of logits, two lanes at a time in WebAssembly SIMD, giving the
+// exp((x - max) * invT) over a row of logits, two lanes at a time in WebAssembly SIMD, giving the
 // very doubles Math.exp gives. The softmax of every sampler is V exps per position (4096 x
 // the masked positions per step on the default model), and those exps were most of the work
 // around the int8 graph. V8's Math.exp is fdlibm's exp (FreeBSD msun, as ported to V8's
 // base/ieee754.cc); this is the same algorithm, the same IEEE operations in the same order per
-// lane, so each result is bit for bit the same (test/exp-row.test.ts compares millions). Lanes
-// outside the range it handles (x > 0, x < -708: subnormal results, NaN) come back NaN and are
-// redone with Math.exp by the caller's fix-up, so no edge case is re-derived here.
+// lane, so each result is bit for bit the same (test/exp-row.test.ts compares some 700,000
+// arguments). Lanes outside the range it handles (x > 0, x < -708: subnormal results, NaN) come
+// back NaN, which makes the sum NaN, and the row is redone with Math.exp: no edge case of
+// fdlibm's is re-derived here.
 //
 // The module is a few hundred bytes written below instruction by instruction (no toolchain at
 // build time); where WebAssembly SIMD is missing, expRowSum falls back to a Math.exp loop.
