@@ -21,10 +21,10 @@ import { DirectRunner } from '../engine/direct-runner.js';
 import { familyOf } from '../engine/families/registry.js';
 import { loadModelDir, type Precision } from '../engine/manifest.js';
 import type { GenerationParams } from '../engine/protocol.js';
-import type { Runner } from '../engine/scheduler.js';
 import { ditShape, rowFlops } from './flops.js';
 import { measureMatmulCeiling } from './matmul-ceiling.js';
 import { writeJson } from './report.js';
+import { timedRunner } from './timed-runner.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,6 +47,7 @@ const CASES: Case[] = [
   { label: 'default', model: 'default', batch: 1, maxTokens: 64 },
   { label: 'default', model: 'default', batch: 1, maxTokens: 256 },
   { label: 'default', model: 'default', batch: 16, maxTokens: 64 },
+  { label: 'default', model: 'default', batch: 16, maxTokens: 256 },
   { label: 'bd3lm', model: 'bd3lm-brown', batch: 1, maxTokens: 64 },
   { label: 'bd3lm', model: 'bd3lm-brown', batch: 16, maxTokens: 64 },
   { label: 'e2d2', model: 'e2d2-brown', batch: 1, maxTokens: 64 },
@@ -122,15 +123,7 @@ async function breakdown(model: string, batch: number, maxTokens: number, steps:
   for (const p of PRECISIONS) out[p] = { graphMs: 0, aroundMs: 0, calls: 0 };
   for (let r = -1; r < 2; r++) {
     for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
-      const inner = runners[i]!.runner;
-      let graph = 0, calls = 0;
-      const timed: Runner = {
-        vocabSize: inner.vocabSize,
-        run: async (role, feeds, outputs) => {
-          const t = performance.now();
-          try { return await inner.run(role, feeds, outputs); } finally { graph += performance.now() - t; calls++; }
-        },
-      };
+      const { runner: timed, time } = timedRunner(runners[i]!.runner);
       const params: GenerationParams = {
         sampler: m.defaults.sampler ?? m.samplers[0]!, steps, maxTokens, temperature: 1, topP: 1, topK: 0, seed: r + 1,
         ignoreEos: true, stopTokenIds: [], streamSteps: false,
@@ -140,7 +133,7 @@ async function breakdown(model: string, batch: number, maxTokens: number, steps:
       const wall = performance.now() - t0;
       if (r < 0) continue;
       const o = out[PRECISIONS[i]!];
-      o.graphMs += graph; o.aroundMs += wall - graph; o.calls += calls;
+      o.graphMs += time.ms; o.aroundMs += wall - time.ms; o.calls += time.calls;
     }
   }
   for (const rr of runners) await rr.close();
@@ -263,8 +256,9 @@ async function main(): Promise<void> {
     e2e.push({ ...c, ...r });
     const name = `${c.label} b${c.batch} ${c.maxTokens} tok`;
     console.log(`${name.padEnd(24)} ${r.fp32.tokensPerSecond.toFixed(1).padStart(10)}  ${r.int8.tokensPerSecond.toFixed(1).padStart(10)}  ${`x${(r.int8.tokensPerSecond / r.fp32.tokensPerSecond).toFixed(2)}`.padStart(9)}   ${r.fp32.rssMb.toFixed(0)} (${r.fp32.peakMb.toFixed(0)}) / ${r.int8.rssMb.toFixed(0)} (${r.int8.peakMb.toFixed(0)})`);
-    if (c.model === 'default' && c.batch > 1) {
-      // Rows per call are exact here: every sequence is the same length, unconditional.
+    if (c.model === 'default' && c.batch > 1 && c.maxTokens <= 128) {
+      // Rows per call are exact here: every sequence is the same length, unconditional, in one
+      // window (256 tokens take two windows of different row lengths).
       const flops = rowFlops(ditShape(def), c.maxTokens);
       for (const p of PRECISIONS) {
         const g = (r[p].rows * flops) / r[p].seconds / 1e9;

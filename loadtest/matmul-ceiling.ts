@@ -28,10 +28,13 @@ export interface MatmulCeiling {
   points: MatmulPoint[];
 }
 
+/** A half-precision MatMul (fp32 in and out, cast around it: matmul_graph.py --dtype). */
+export type HalfType = 'float16' | 'bfloat16';
+
 /** Writes the graph with Debian's python (which has onnx) and returns its path. */
-export function buildMatmulGraph(python = process.env.DLM_PYTHON ?? '/usr/bin/python3', int8?: { k: number; n: number }): string {
+export function buildMatmulGraph(python = process.env.DLM_PYTHON ?? '/usr/bin/python3', int8?: { k: number; n: number }, half?: HalfType): string {
   const path = join(mkdtempSync(join(tmpdir(), 'dlm-matmul-')), 'matmul.onnx');
-  const r = spawnSync(python, [SCRIPT, path, ...(int8 ? ['--int8', String(int8.k), String(int8.n)] : [])], { encoding: 'utf8' });
+  const r = spawnSync(python, [SCRIPT, path, ...(int8 ? ['--int8', String(int8.k), String(int8.n)] : half ? ['--dtype', half] : [])], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${SCRIPT} failed: ${r.stderr || r.error?.message}`);
   return path;
 }
@@ -42,9 +45,9 @@ export function buildMatmulGraph(python = process.env.DLM_PYTHON ?? '/usr/bin/py
  * shared VM one burst can lose its cores for a moment, and a single long run then reads low
  * (it once read below what the model itself achieved in the same run).
  */
-export async function measureMatmulCeiling(shapes: readonly [number, number, number][], opts: { threads?: number; seconds?: number; bursts?: number; int8?: boolean } = {}): Promise<MatmulCeiling> {
+export async function measureMatmulCeiling(shapes: readonly [number, number, number][], opts: { threads?: number; seconds?: number; bursts?: number; int8?: boolean; half?: HalfType } = {}): Promise<MatmulCeiling> {
   const sessionOpts = opts.threads !== undefined ? { threads: opts.threads } : {};
-  const fp32 = opts.int8 ? null : await openDeviceSession(buildMatmulGraph(), 'cpu', sessionOpts);
+  const fp32 = opts.int8 ? null : await openDeviceSession(buildMatmulGraph(undefined, undefined, opts.half), 'cpu', sessionOpts);
   const points: MatmulPoint[] = [];
   for (const [m, k, n] of shapes) {
     const session = fp32 ?? await openDeviceSession(buildMatmulGraph(undefined, { k, n }), 'cpu', sessionOpts);

@@ -5,7 +5,7 @@
 // Schedule: MDLM's log-linear noise, alpha(t) = 1 - (1 - eps) t (the share of clean tokens), on
 // a uniform grid t_i = 1 - i / steps. SUBS: [MASK] is never predicted, clean tokens stay.
 import type { Rng } from '../rng.js';
-import { distribution, sample, type Shaping } from './categorical.js';
+import { draw, drawn, type Shaping } from './categorical.js';
 
 export const MASKED_SAMPLERS = [
   'ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold',
@@ -56,12 +56,10 @@ export function ddpmStep(x: MaskedStep): number {
   const aS = alpha(s, x.eps);
   const pMove = x.step + 1 >= x.steps ? 1 : (aS - aT) / (1 - aT);
   let changed = 0;
-  const p = new Float64Array(x.V);
   for (let j = 0; j < x.canvas.length; j++) {
     if (x.canvas[j] !== x.maskId) continue;
     if (x.rng.next() >= pMove) continue;
-    distribution(x.logits, j * x.V, x.V, x.shaping, x.maskId, p);
-    x.canvas[j] = sample(p, x.rng.next());
+    x.canvas[j] = draw(x.logits, j * x.V, x.V, x.shaping, x.maskId, x.rng.next());
     changed++;
   }
   return changed;
@@ -77,20 +75,17 @@ export function firstHittingStep(x: MaskedStep): number {
   for (let j = 0; j < x.canvas.length; j++) if (x.canvas[j] === x.maskId) masked.push(j);
   if (masked.length === 0) return 0;
   const j = masked[x.rng.int(masked.length)]!;
-  const p = distribution(x.logits, j * x.V, x.V, x.shaping, x.maskId);
-  x.canvas[j] = sample(p, x.rng.next());
+  x.canvas[j] = draw(x.logits, j * x.V, x.V, x.shaping, x.maskId, x.rng.next());
   return 1;
 }
 
 /** Draw a token and its probability for every masked position (LLaDA / Fast-dLLM proposals). */
 function proposals(x: MaskedStep): { pos: number; tok: number; conf: number }[] {
   const out: { pos: number; tok: number; conf: number }[] = [];
-  const p = new Float64Array(x.V);
   for (let j = 0; j < x.canvas.length; j++) {
     if (x.canvas[j] !== x.maskId) continue;
-    distribution(x.logits, j * x.V, x.V, x.shaping, x.maskId, p);
-    const tok = sample(p, x.rng.next());
-    out.push({ pos: j, tok, conf: p[tok]! });
+    const tok = draw(x.logits, j * x.V, x.V, x.shaping, x.maskId, x.rng.next());
+    out.push({ pos: j, tok, conf: drawn.prob });
   }
   return out;
 }
