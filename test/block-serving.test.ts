@@ -75,10 +75,12 @@ test('another block size serves; a block size the model does not list is a 400 n
 
 test('the cache pool shows in /metrics within its budget', async () => {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split('\n').find((l) => /kv.?cache/i.test(l) && !l.startsWith('#'));
-  assert.ok(line, 'a KV-cache gauge is exported');
-  const v = Number(line.split(' ').pop());
-  assert.ok(v > 0 && v <= 1, `cache utilisation ${v}`);
+  for (const name of ['dlm_cache_usage_ratio', 'vllm:kv_cache_usage_perc']) {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    assert.ok(line, `${name} is exported`);
+    const v = Number(line.split(' ').pop());
+    assert.ok(v > 0 && v <= 1, `${name} ${v}`);
+  }
 });
 
 test('--cache-mb / DLM_CACHE_MB set the pool budget; a bad value is refused', async () => {
