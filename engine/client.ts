@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Engine, type EngineOptions, type SequenceEvents, type SequenceHandle } from './api.js';
 import type { FromEngine, GenerationParams, ModelInfo, StatsMsg, ToEngine } from './protocol.js';
 
-const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+// The engine's entry beside this file; in the bundled server (scripts/bundle-entries.ts) this
+// file is dist/server/main.js, and the bundler names the engine's entry instead.
+declare const DLM_ENGINE_ENTRY: string | undefined;
+const MAIN = fileURLToPath(new URL(typeof DLM_ENGINE_ENTRY === 'string' ? DLM_ENGINE_ENTRY : './main.js', import.meta.url));
 /** Silence with work in flight for this long means the engine is hung: killed and restarted. */
 const WATCHDOG_MS = 60_000;
 /** Silence with work in flight for this long (or half the watchdog's) makes /health say unavailable. */

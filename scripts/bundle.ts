@@ -19,7 +19,8 @@ export function bundleName(): string {
   return `dlm-serve-${process.platform}-${process.arch}`;
 }
 
-const SPECIFIER = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*'([^']+)'|import\(\s*'([^']+)'\s*\)|^import\s*'([^']+)'/gm;
+// tsc writes single quotes, esbuild (the bundled entries, scripts/bundle-entries.ts) double ones.
+const SPECIFIER = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^import\s*['"]([^'"]+)['"]/gm;
 
 /** The compiled modules reachable from the entry points, and the bare packages they import. */
 function moduleGraph(entries: string[]): { files: Set<string>; packages: Set<string> } {
