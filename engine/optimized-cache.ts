@@ -1,4 +1,5 @@
-// ONNX Runtime's optimised graph, kept between starts (--ort-cache; on by default for the CPU).
+// ONNX Runtime's optimised graph, kept between starts (--ort-cache, by default in the user's
+// cache folder; CPU only: the other providers' optimised graphs are their own).
 // Graph optimisation (constant folding of fp16 weights into fp32, fusions, layout changes) is
 // most of a CPU session's creation. ONNX Runtime can write the optimised graph out in its own
 // format (flatbuffers) and map it next time with optimisation off: no protobuf parse, no
@@ -10,9 +11,9 @@
 // this CPU: a changed model, an upgraded runtime or another machine's cache is never read.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { cpus, setPriority } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 
@@ -52,7 +53,9 @@ export async function openCachedCpuSession(graphPath: string, options: ort.Infer
   const cached = optimizedPath(graphPath, cacheDir, level);
   if (existsSync(cached)) {
     try {
-      return await ort.InferenceSession.create(cached, { ...options, graphOptimizationLevel: 'disabled', extra: { session: MAPPED_ORT_MODEL } });
+      const session = await ort.InferenceSession.create(cached, { ...options, graphOptimizationLevel: 'disabled', extra: { session: MAPPED_ORT_MODEL } });
+      markUsed(cached);
+      return session;
     } catch {
       // Unreadable or corrupt: optimise afresh (and replace it where the folder allows).
       removeQuietly(cached);
@@ -69,7 +72,7 @@ export async function openCachedCpuSession(graphPath: string, options: ort.Infer
  */
 function writeInBackground(graphPath: string, cached: string, level: string): void {
   try {
-    mkdirSync(join(cached, '..'), { recursive: true });
+    mkdirSync(dirname(cached), { recursive: true });
   } catch {
     return; // read-only or not a folder: serve without the cache
   }
@@ -85,6 +88,46 @@ function writeInBackground(graphPath: string, cached: string, level: string): vo
     child.once('exit', () => res());
   }).finally(() => pendingWrites.delete(done));
   pendingWrites.add(done);
+}
+
+/** Cache files kept per folder (the default model's is 63 MB): the most recently used stay. */
+export const MAX_CACHED_GRAPHS = 8;
+/** A writer's temporary file this old was left by one that was killed. */
+const STALE_TMP_MS = 60 * 60 * 1000;
+
+/** A read bumps the file's time, so that eviction goes by use (reads do not move mtime). */
+function markUsed(path: string): void {
+  try {
+    const now = new Date();
+    utimesSync(path, now, now);
+  } catch {
+    // A read-only cache is read as it is.
+  }
+}
+
+/** Keeps the folder bounded: the newest MAX_CACHED_GRAPHS graphs, no stale temporary files. */
+export function evictOld(cacheDir: string, keep = MAX_CACHED_GRAPHS): void {
+  let names: string[];
+  try {
+    names = readdirSync(cacheDir);
+  } catch {
+    return;
+  }
+  const now = Date.now();
+  const graphs: Array<{ path: string; mtime: number }> = [];
+  for (const name of names) {
+    const path = join(cacheDir, name);
+    let mtime: number;
+    try {
+      mtime = statSync(path).mtimeMs;
+    } catch {
+      continue;
+    }
+    if (name.endsWith('.ort')) graphs.push({ path, mtime });
+    else if (name.endsWith('.tmp') && now - mtime > STALE_TMP_MS) removeQuietly(path);
+  }
+  graphs.sort((a, b) => b.mtime - a.mtime);
+  for (const g of graphs.slice(keep)) removeQuietly(g.path);
 }
 
 export function removeQuietly(path: string): void {

@@ -1,11 +1,12 @@
 // Writes one graph's optimised form into the cache (engine/optimized-cache.ts), in a process of
 // its own so that the engine that asked keeps serving: ONNX Runtime optimises the graph again
 // and saves it in its own format, under a temporary name renamed into place when complete, so
-// a start never maps a half-written file.
+// a start never maps a half-written file; then the folder is trimmed to the graphs last used.
 //   node dist/engine/ort-cache-writer.js GRAPH CACHE_FILE LEVEL
 import { renameSync } from 'node:fs';
+import { dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { removeQuietly } from './optimized-cache.js';
+import { evictOld, removeQuietly } from './optimized-cache.js';
 
 const LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
     });
     await session.release();
     renameSync(tmp, cached);
+    evictOld(dirname(cached));
   } catch (err) {
     removeQuietly(tmp);
     throw err;

@@ -3,14 +3,16 @@
 // content token of a streamed completion, sent the moment /health answers. Each start's stages
 // come from the server's and the engine's DLM_STARTUP_TRACE lines on the bench's own clock.
 // Variants, interleaved round by round so that machine load hits them alike:
-//   off     this build as `npm start` runs it (ONNX Runtime's optimised-graph cache off)
+//   cached  a start as `npm start` makes it once one has run: the optimised graph is mapped
+//           from ONNX Runtime's cache (--ort-cache, on by default; written by an earlier start)
+//   first   the first start with an empty cache folder (it optimises, then writes the cache
+//           in the background)
+//   off     the cache off (DLM_ORT_CACHE=off): every start optimises the graph
 //   base    optional: another checkout's dist/ (--baseline-dist DIR), e.g. main before a change
-//   first   with --cache: a fresh, empty --ort-cache folder (the start optimises and writes it)
-//   cached  with --cache: the cache written by an earlier start (optimisation skipped)
 // Ratios are against `base` when there is one (how much sooner this build is), else `off`.
-//   npm run bench:coldstart -- [--runs 5] [--baseline-dist DIR] [--cache] [--model DIR] [--threads N]
+//   npm run bench:coldstart -- [--runs 5] [--baseline-dist DIR] [--model DIR] [--threads N]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -120,6 +122,21 @@ async function startOnce(main: string, args: string[], env: NodeJS.ProcessEnv): 
   }
 }
 
+/** Waits for the background writer of a start's cache miss to put its graph in place. */
+async function cacheWritten(dir: string): Promise<void> {
+  const has = (): boolean => {
+    try {
+      return readdirSync(dir).some((f) => f.endsWith('.ort'));
+    } catch {
+      return false;
+    }
+  };
+  for (const deadline = Date.now() + 120_000; !has();) {
+    if (Date.now() > deadline) throw new Error(`no optimised graph in ${dir} after 120 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -127,30 +144,33 @@ const median = (xs: number[]): number => {
 const fmt = (ms: number): string => (ms / 1000).toFixed(2);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, model: { type: 'string' }, threads: { type: 'string' }, 'baseline-dist': { type: 'string' }, cache: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, model: { type: 'string' }, threads: { type: 'string' }, 'baseline-dist': { type: 'string' } } });
   const runs = Number(values.runs ?? 5);
   const model = resolve(values.model ?? join(ROOT, 'models/zoo/default'));
   const args = ['--model', model, ...(values.threads ? ['--threads', values.threads] : [])];
   const main = join(ROOT, 'dist/server/main.js');
   const work = mkdtempSync(join(tmpdir(), 'dlm-coldstart-'));
   const cached = join(work, 'cached');
-  const variants: Array<{ name: string; main: string; env: () => NodeJS.ProcessEnv }> = [{ name: 'off', main, env: () => ({ DLM_ORT_CACHE: 'off' }) }];
+  const variants: Array<{ name: string; main: string; env: () => NodeJS.ProcessEnv }> = [
+    { name: 'cached', main, env: () => ({ DLM_ORT_CACHE: cached }) },
+    { name: 'first', main, env: () => ({ DLM_ORT_CACHE: mkdtempSync(join(work, 'first-')) }) },
+    { name: 'off', main, env: () => ({ DLM_ORT_CACHE: 'off' }) },
+  ];
   if (values['baseline-dist']) variants.push({ name: 'base', main: join(resolve(values['baseline-dist']), 'server/main.js'), env: () => ({}) });
-  if (values.cache) {
-    variants.push(
-      { name: 'first', main, env: () => ({ DLM_ORT_CACHE: mkdtempSync(join(work, 'first-')) }) },
-      { name: 'cached', main, env: () => ({ DLM_ORT_CACHE: cached }) },
-    );
-  }
   const ref = values['baseline-dist'] ? 'base' : 'off';
   try {
-    if (values.cache) await startOnce(main, args, { DLM_ORT_CACHE: cached }); // writes the cache `cached` reads
+    // Fills the cache `cached` reads.
+    await startOnce(main, args, { DLM_ORT_CACHE: cached });
+    await cacheWritten(cached);
     const results = new Map<string, Start[]>(variants.map((v) => [v.name, []]));
     for (let round = 0; round < runs; round++) {
       // Rotate the order so no variant always runs right after the same one.
       for (let i = 0; i < variants.length; i++) {
         const v = variants[(i + round) % variants.length]!;
-        results.get(v.name)!.push(await startOnce(v.main, args, v.env()));
+        const env = v.env();
+        results.get(v.name)!.push(await startOnce(v.main, args, env));
+        // A first start's cache writer outlives its server; the next start must not share the CPU with it.
+        if (v.name === 'first') await cacheWritten(env.DLM_ORT_CACHE!);
       }
       process.stderr.write(`round ${round + 1}/${runs}\n`);
     }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { openDeviceSession } from '../engine/device-session.js';
-import { optimizedPath, pendingWrites } from '../engine/optimized-cache.js';
+import { evictOld, optimizedPath, pendingWrites } from '../engine/optimized-cache.js';
 import { parseConfig, type Config } from '../server/config.js';
 
 const GRAPH = 'models/zoo/tiny-mdlm/denoiser.onnx';
@@ -88,9 +88,28 @@ test('a changed graph gets a new cache file; a corrupt one is replaced; an unwri
   }
 });
 
-test('the cache is off unless --ort-cache / DLM_ORT_CACHE names a folder (the flag wins; off, 0 and empty mean off)', () => {
+test('the cache folder keeps the graphs used last and drops temporary files a killed writer left', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dlm-ortcache-'));
+  try {
+    const at = (name: string, minutesAgo: number): void => {
+      writeFileSync(join(dir, name), 'x');
+      const t = new Date(Date.now() - minutesAgo * 60_000);
+      utimesSync(join(dir, name), t, t);
+    };
+    for (let i = 0; i < 10; i++) at(`g${i}.ort`, i);
+    at('g0.ort.123.tmp', 120);
+    at('g1.ort.456.tmp', 1);
+    evictOld(dir, 8);
+    assert.deepEqual(readdirSync(dir).sort(), [...Array.from({ length: 8 }, (_, i) => `g${i}.ort`), 'g1.ort.456.tmp'].sort());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the cache is in the user\'s cache folder unless --ort-cache / DLM_ORT_CACHE names another (the flag wins; off, 0 and empty mean off)', () => {
   const dirOf = (argv: string[], env: NodeJS.ProcessEnv): string | undefined => (parseConfig(argv, env) as Config).ortCacheDir;
-  assert.equal(dirOf([], { HOME: '/home/u', XDG_CACHE_HOME: '/xdg' }), undefined);
+  assert.equal(dirOf([], { HOME: '/home/u', XDG_CACHE_HOME: '/xdg' }), '/xdg/dlm-serve/ort');
+  assert.equal(dirOf([], { HOME: '/home/u' }), '/home/u/.cache/dlm-serve/ort');
   assert.equal(dirOf([], { DLM_ORT_CACHE: '/var/cache/dlm' }), '/var/cache/dlm');
   assert.equal(dirOf(['--ort-cache', '/c'], { DLM_ORT_CACHE: 'off' }), '/c');
   assert.equal(dirOf(['--ort-cache', 'off'], { DLM_ORT_CACHE: '/c' }), undefined);
