@@ -2,15 +2,19 @@
 // they give back per call, on the default model's denoiser. Each variant opens the session in a
 // fresh process (as a start does), then times calls at a start's first shape (one row of 32) and
 // at a busy one (8 rows of 128), and sums its logits so that a variant that changes the output
-// shows it. Variants interleave round by round; ratios are against `all`, today's setting.
+// shows it. Variants interleave round by round; ratios are against `all`, what a start without
+// the optimised-graph cache runs; the last variant is what a start with it runs.
 // CPU time is the process's (all threads): on a loaded machine wall time stretches, work less.
 //   npm run bench:session-start -- [--runs 5] [--model DIR] [--threads N]
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { loadModelDir } from '../engine/manifest.js';
+import { MAPPED_ORT_MODEL, optimizedPath } from '../engine/optimized-cache.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -18,7 +22,9 @@ interface Variant {
   name: string;
   level: 'disabled' | 'basic' | 'extended' | 'all';
   /** ONNX Runtime session config entries. */
-  config?: Record<string, string>;
+  config?: Readonly<Record<string, string>>;
+  /** Opens the optimised graph that --ort-cache keeps (written before the rounds) instead. */
+  cached?: true;
 }
 
 const VARIANTS: Variant[] = [
@@ -28,6 +34,8 @@ const VARIANTS: Variant[] = [
   { name: 'all, no prepacking', level: 'all', config: { 'session.disable_prepacking': '1' } },
   // No optimisation at all: the fp16 weights are cast to fp32 on every call.
   { name: 'disabled', level: 'disabled' },
+  // What a start with the optimised-graph cache does: `all`'s graph, mapped, no passes.
+  { name: 'all, mapped from the cache', level: 'disabled', config: MAPPED_ORT_MODEL, cached: true },
 ];
 
 const SHAPES: Array<[rows: number, len: number, calls: number]> = [[1, 32, 20], [8, 128, 4]];
@@ -47,10 +55,10 @@ const cpuMs = (): number => {
   return (u.user + u.system) / 1000;
 };
 
-async function child(graph: string, v: Variant, threads: number | undefined): Promise<Sample> {
+async function child(graph: string, v: Variant, threads: number | undefined, cacheDir: string): Promise<Sample> {
   const c0 = cpuMs();
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(graph, {
+  const session = await ort.InferenceSession.create(v.cached ? optimizedPath(graph, cacheDir, 'all') : graph, {
     executionProviders: ['cpu'],
     graphOptimizationLevel: v.level,
     ...(threads !== undefined ? { intraOpNumThreads: threads } : {}),
@@ -91,21 +99,32 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, model: { type: 'string' }, threads: { type: 'string' }, child: { type: 'string' } } });
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, model: { type: 'string' }, threads: { type: 'string' }, child: { type: 'string' }, cache: { type: 'string' } } });
   const threads = values.threads !== undefined ? Number(values.threads) : undefined;
   const dir = loadModelDir(resolve(values.model ?? join(ROOT, 'models/zoo/default')));
   const graph = dir.graphPaths.denoiser;
   if (!graph) throw new Error(`${dir.manifest.name} has no denoiser graph`);
   if (values.child !== undefined) {
-    process.stdout.write(JSON.stringify(await child(graph, VARIANTS[Number(values.child)]!, threads)));
+    process.stdout.write(JSON.stringify(await child(graph, VARIANTS[Number(values.child)]!, threads, values.cache!)));
     return;
   }
   const runs = Number(values.runs ?? 5);
+  const cacheDir = mkdtempSync(join(tmpdir(), 'dlm-session-start-'));
+  const writer = spawnSync(process.execPath, [join(ROOT, 'dist/engine/ort-cache-writer.js'), graph, optimizedPath(graph, cacheDir, 'all'), 'all'], { encoding: 'utf8' });
+  if (writer.status !== 0) throw new Error(`writing the optimised graph failed: ${writer.stderr}`);
+  try {
+    await rounds(runs, threads, values.model, cacheDir, dir.manifest.name);
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
+async function rounds(runs: number, threads: number | undefined, model: string | undefined, cacheDir: string, name: string): Promise<void> {
   const samples = VARIANTS.map((): Sample[] => []);
   for (let round = 0; round < runs; round++) {
     for (let k = 0; k < VARIANTS.length; k++) {
       const i = (k + round) % VARIANTS.length;
-      const args = [fileURLToPath(import.meta.url), '--child', String(i), ...(values.model ? ['--model', values.model] : []), ...(threads !== undefined ? ['--threads', String(threads)] : [])];
+      const args = [fileURLToPath(import.meta.url), '--child', String(i), '--cache', cacheDir, ...(model ? ['--model', model] : []), ...(threads !== undefined ? ['--threads', String(threads)] : [])];
       const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`variant ${VARIANTS[i]!.name} failed: ${r.stderr}`);
       samples[i]!.push(JSON.parse(r.stdout) as Sample);
@@ -113,7 +132,7 @@ async function main(): Promise<void> {
     process.stderr.write(`round ${round + 1}/${runs}\n`);
   }
   const med = (i: number, pick: (s: Sample) => number): number => median(samples[i]!.map(pick));
-  console.log(`session start, ${dir.manifest.name} denoiser, ${runs} fresh processes per variant${threads !== undefined ? `, ${threads} threads` : ''}; medians, ratio: all's time / the variant's`);
+  console.log(`session start, ${name} denoiser, ${runs} fresh processes per variant${threads !== undefined ? `, ${threads} threads` : ''}; medians, ratio: all's time / the variant's`);
   console.log('| variant | create ms | create CPU ms | first call ms | 1x32 call ms | 8x128 call ms | output |');
   console.log('|---|---:|---:|---:|---:|---:|---|');
   const ref = samples[0]![0]!.sums;
