@@ -5,8 +5,8 @@
 // format (flatbuffers) and map it next time with optimisation off: no protobuf parse, no
 // passes, the weights read in place from the page cache (docs/benchmarks.md#cold-start).
 // A start that finds no cache opens the session as it would without one and writes the cache
-// afterwards from a separate, low-priority process (engine/ort-cache-writer.ts), so that the
-// first start pays nothing on its way to ready. The file is tied to what produced it, so its
+// a little later from a separate, low-priority process (engine/ort-cache-writer.ts), so that
+// the first start pays nothing on its way to ready and its first answer. The file is tied to what produced it, so its
 // name carries the source graph's identity (path, size, mtime), the ONNX Runtime version and
 // this CPU: a changed model, an upgraded runtime or another machine's cache is never read.
 import { spawn } from 'node:child_process';
@@ -67,6 +67,12 @@ export async function openCachedCpuSession(graphPath: string, options: ort.Infer
 }
 
 /**
+ * How long after the session opens the writer starts: past the start itself and its first
+ * request (a process's start and the optimisation it repeats would compete with them).
+ */
+export const WRITE_DELAY_MS = 2000;
+
+/**
  * Writes the cache from a child process at the lowest priority: the optimisation it repeats
  * takes a core for about as long as a start's session creation, and serving comes first.
  */
@@ -76,16 +82,18 @@ function writeInBackground(graphPath: string, cached: string, level: string): vo
   } catch {
     return; // read-only or not a folder: serve without the cache
   }
-  // Its own process group: a Ctrl-C to the server's group does not cut a write short.
-  const child = spawn(process.execPath, [WRITER, graphPath, cached, level], { stdio: 'ignore', detached: true });
-  try {
-    if (child.pid !== undefined) setPriority(child.pid, 19);
-  } catch {
-    // Not permitted here: it runs at normal priority.
-  }
   const done = new Promise<void>((res) => {
-    child.once('error', () => res());
-    child.once('exit', () => res());
+    setTimeout(() => {
+      // Its own process group: a Ctrl-C to the server's group does not cut a write short.
+      const child = spawn(process.execPath, [WRITER, graphPath, cached, level], { stdio: 'ignore', detached: true });
+      try {
+        if (child.pid !== undefined) setPriority(child.pid, 19);
+      } catch {
+        // Not permitted here: it runs at normal priority.
+      }
+      child.once('error', () => res());
+      child.once('exit', () => res());
+    }, WRITE_DELAY_MS);
   }).finally(() => pendingWrites.delete(done));
   pendingWrites.add(done);
 }
