@@ -46,6 +46,8 @@ interface Sample {
   firstCallMs: number;
   /** Median call, per shape. */
   callMs: number[];
+  /** Median call's CPU time (all threads: with more than one, the pool's spinning counts too), per shape. */
+  callCpuMs: number[];
   /** Weighted logit sums, per shape (identical output, identical sums). */
   sums: number[];
 }
@@ -66,7 +68,7 @@ async function child(graph: string, v: Variant, threads: number | undefined, cac
   });
   const createMs = performance.now() - t0;
   const createCpuMs = cpuMs() - c0;
-  const out: Sample = { createMs, createCpuMs, firstCallMs: NaN, callMs: [], sums: [] };
+  const out: Sample = { createMs, createCpuMs, firstCallMs: NaN, callMs: [], callCpuMs: [], sums: [] };
   for (const [rows, len, calls] of SHAPES) {
     const n = rows * len;
     const feeds: Record<string, ort.Tensor> = {};
@@ -78,12 +80,16 @@ async function child(graph: string, v: Variant, threads: number | undefined, cac
     let result = await session.run(feeds);
     if (Number.isNaN(out.firstCallMs)) out.firstCallMs = performance.now() - f0;
     const times: number[] = [];
+    const cpu: number[] = [];
     for (let i = 0; i < calls; i++) {
       const c = performance.now();
+      const u = cpuMs();
       result = await session.run(feeds);
       times.push(performance.now() - c);
+      cpu.push(cpuMs() - u);
     }
     out.callMs.push(median(times));
+    out.callCpuMs.push(median(cpu));
     const logits = result[session.outputNames[0]!]!.data as Float32Array;
     let sum = 0;
     for (let i = 0; i < logits.length; i++) sum += logits[i]! * ((i % 13) - 6);
@@ -133,14 +139,14 @@ async function rounds(runs: number, threads: number | undefined, model: string |
   }
   const med = (i: number, pick: (s: Sample) => number): number => median(samples[i]!.map(pick));
   console.log(`session start, ${name} denoiser, ${runs} fresh processes per variant${threads !== undefined ? `, ${threads} threads` : ''}; medians, ratio: all's time / the variant's`);
-  console.log('| variant | create ms | create CPU ms | first call ms | 1x32 call ms | 8x128 call ms | output |');
-  console.log('|---|---:|---:|---:|---:|---:|---|');
+  console.log('| variant | create ms | create CPU ms | first call ms | 1x32 call ms | 8x128 call ms | 8x128 call CPU ms | output |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---|');
   const ref = samples[0]![0]!.sums;
   VARIANTS.forEach((v, i) => {
     const cell = (pick: (s: Sample) => number): string => `${med(i, pick).toFixed(1)} x${(med(0, pick) / med(i, pick)).toFixed(2)}`;
     const same = samples[i]!.every((s) => s.sums.every((x, j) => Math.abs(x - ref[j]!) <= 1e-6 * Math.max(1, Math.abs(ref[j]!))));
     const worst = Math.max(...samples[i]!.flatMap((s) => s.sums.map((x, j) => Math.abs(x - ref[j]!) / Math.max(1, Math.abs(ref[j]!)))));
-    console.log(`| ${v.name} | ${cell((s) => s.createMs)} | ${cell((s) => s.createCpuMs)} | ${cell((s) => s.firstCallMs)} | ${cell((s) => s.callMs[0]!)} | ${cell((s) => s.callMs[1]!)} | ${same ? 'same as all' : `differs (rel. ${worst.toExponential(1)})`} |`);
+    console.log(`| ${v.name} | ${cell((s) => s.createMs)} | ${cell((s) => s.createCpuMs)} | ${cell((s) => s.firstCallMs)} | ${cell((s) => s.callMs[0]!)} | ${cell((s) => s.callMs[1]!)} | ${cell((s) => s.callCpuMs[1]!)} | ${same ? 'same as all' : `differs (rel. ${worst.toExponential(1)})`} |`);
   });
 }
 
