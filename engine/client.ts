@@ -6,6 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Engine, type EngineOptions, type SequenceEvents, type SequenceHandle } from './api.js';
+import { childEnv } from './child-env.js';
 import type { FromEngine, GenerationParams, ModelInfo, StatsMsg, ToEngine } from './protocol.js';
 
 // The engine's entry beside this file; in the bundled server (scripts/bundle-entries.ts) this
@@ -58,7 +59,7 @@ class EngineClient implements Engine {
   /** Starts the engine process; resolves once it reports ready, rejects with its start error. */
   spawn(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const child = fork(MAIN, [JSON.stringify(this.opts)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(MAIN, [JSON.stringify(this.opts)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: childEnv() });
       this.child = child;
       let started = false;
       let startError: EngineStartError | null = null;

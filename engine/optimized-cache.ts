@@ -16,6 +16,7 @@ import { cpus, setPriority } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import { childEnv } from './child-env.js';
 
 /** The cache file a graph's optimised form is kept in. */
 export function optimizedPath(graphPath: string, cacheDir: string, level: string): string {
@@ -85,7 +86,7 @@ function writeInBackground(graphPath: string, cached: string, level: string): vo
   const done = new Promise<void>((res) => {
     setTimeout(() => {
       // Its own process group: a Ctrl-C to the server's group does not cut a write short.
-      const child = spawn(process.execPath, [WRITER, graphPath, cached, level], { stdio: 'ignore', detached: true });
+      const child = spawn(process.execPath, [WRITER, graphPath, cached, level], { stdio: 'ignore', detached: true, env: childEnv() });
       try {
         if (child.pid !== undefined) setPriority(child.pid, 19);
       } catch {
