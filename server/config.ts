@@ -59,7 +59,7 @@ export const USAGE = `Usage: npm start -- [options]
   --drain-seconds N  on SIGTERM, let requests in flight finish for up to N s, then exit (DLM_DRAIN_SECONDS, default ${DEFAULT_DRAIN_SECONDS})
   --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
   --ort-cache DIR    keep ONNX Runtime's optimised CPU graphs here between starts
-                     (DLM_ORT_CACHE, default $XDG_CACHE_HOME or ~/.cache, /dlm-serve/ort; off: none)
+                     (DLM_ORT_CACHE, default ~/.cache/dlm-serve/ort, or under $XDG_CACHE_HOME; off: none)
   --log-level L      pino level (LOG_LEVEL, default info)
   -h, --help         this text
 `;
