@@ -6,9 +6,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Engine, type EngineOptions, type SequenceEvents, type SequenceHandle } from './api.js';
+import { childEnv } from './child-env.js';
 import type { FromEngine, GenerationParams, ModelInfo, StatsMsg, ToEngine } from './protocol.js';
 
-const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+// The engine's entry beside this file; in the bundled server (scripts/bundle-entries.ts) this
+// file is dist/server/main.js, and the bundler names the engine's entry instead.
+declare const DLM_ENGINE_ENTRY: string | undefined;
+const MAIN = fileURLToPath(new URL(typeof DLM_ENGINE_ENTRY === 'string' ? DLM_ENGINE_ENTRY : './main.js', import.meta.url));
 /** Silence with work in flight for this long means the engine is hung: killed and restarted. */
 const WATCHDOG_MS = 60_000;
 /** Silence with work in flight for this long (or half the watchdog's) makes /health say unavailable. */
@@ -55,7 +59,7 @@ class EngineClient implements Engine {
   /** Starts the engine process; resolves once it reports ready, rejects with its start error. */
   spawn(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const child = fork(MAIN, [JSON.stringify(this.opts)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(MAIN, [JSON.stringify(this.opts)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: childEnv() });
       this.child = child;
       let started = false;
       let startError: EngineStartError | null = null;

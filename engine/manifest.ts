@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+// A namespace import, so that a bundler keeps only the parts used (zod's root also exports z).
+import * as z from 'zod';
 import { PRECISIONS, type Precision } from './precisions.js';
 import { KV_CACHE_MODES } from './kv-cache-modes.js';
 

@@ -8,7 +8,9 @@ export const wallMs = (): number => performance.timeOrigin + performance.now();
 
 export function markStartup(stage: string, extra: Record<string, string | number | boolean> = {}): void {
   if (!ON) return;
-  process.stderr.write(`${JSON.stringify({ startup: stage, t: wallMs(), pid: process.pid, ...extra })}\n`);
+  // The process's CPU milliseconds so far (all threads): a loaded machine stretches wall time.
+  const u = process.cpuUsage();
+  process.stderr.write(`${JSON.stringify({ startup: stage, t: wallMs(), cpu: (u.user + u.system) / 1000, pid: process.pid, ...extra })}\n`);
 }
 
 /** Marks the process's own start (before any module loaded), once, for the first stage's base. */

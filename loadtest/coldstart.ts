@@ -3,14 +3,16 @@
 // content token of a streamed completion, sent the moment /health answers. Each start's stages
 // come from the server's and the engine's DLM_STARTUP_TRACE lines on the bench's own clock.
 // Variants, interleaved round by round so that machine load hits them alike:
-//   off     ONNX Runtime's optimised-graph cache off (every start optimises the graph)
-//   first   a fresh, empty cache folder (the start optimises and writes the cache)
-//   cached  the cache written by an earlier start (optimisation skipped)
+//   cached  a start as `npm start` makes it once one has run: the optimised graph is mapped
+//           from ONNX Runtime's cache (--ort-cache, on by default; written by an earlier start)
+//   first   the first start with an empty cache folder (it optimises, then writes the cache
+//           in the background)
+//   off     the cache off (DLM_ORT_CACHE=off): every start optimises the graph
 //   base    optional: another checkout's dist/ (--baseline-dist DIR), e.g. main before a change
-// Ratios are against `off` measured in the same run.
-//   npm run bench:coldstart -- [--runs 5] [--model DIR] [--threads N] [--baseline-dist DIR]
+// Ratios are against `base` when there is one (how much sooner this build is), else `off`.
+//   npm run bench:coldstart -- [--runs 5] [--baseline-dist DIR] [--model DIR] [--threads N]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,7 +29,26 @@ interface Start {
   firstToken: number;
   /** Stage name -> ms after the spawn. */
   stages: Map<string, number>;
+  /** CPU time (all threads) each process had used when the first content token arrived. */
+  cpu: { server: number; engine: number };
 }
+
+/**
+ * A process's CPU milliseconds so far (user + system, all its threads), from /proc: on a
+ * loaded machine wall times stretch with the load, the work a start does much less so.
+ */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) in parentheses: utime is the 12th, stime the 13th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN; // not Linux
+  }
+}
+/** USER_HZ, 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -40,7 +61,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startOnce(main: string, args: string[], env: NodeJS.ProcessEnv): Promise<Start> {
+/** One start, timed; with `fillsCache` the server stays up until its engine has written that cache folder. */
+async function startOnce(main: string, args: string[], env: NodeJS.ProcessEnv, fillsCache?: string): Promise<Start> {
   const port = await freePort();
   const t0 = wallMs();
   const child = spawn(process.execPath, [main, '--host', '127.0.0.1', '--port', String(port), ...args], {
@@ -48,15 +70,20 @@ async function startOnce(main: string, args: string[], env: NodeJS.ProcessEnv): 
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stages = new Map<string, number>();
+  let enginePid: number | null = null;
   let err = '';
+  let partial = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => {
     err = (err + d).slice(-4000);
-    for (const line of d.split('\n')) {
+    const lines = (partial + d).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
       if (!line.startsWith('{"startup"')) continue;
-      const m = JSON.parse(line) as { startup: string; t: number };
+      const m = JSON.parse(line) as { startup: string; t: number; pid: number };
       // The engine restarts only on a crash; its first marks are the start's.
       if (!stages.has(m.startup)) stages.set(m.startup, m.t - t0);
+      if (m.startup === 'engine:process' && enginePid === null) enginePid = m.pid;
     }
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -77,18 +104,38 @@ async function startOnce(main: string, args: string[], env: NodeJS.ProcessEnv): 
     let firstByte = NaN;
     let firstToken = NaN;
     let text = '';
+    let cpu = { server: NaN, engine: NaN };
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       if (Number.isNaN(firstByte)) firstByte = wallMs() - t0;
       text += dec.decode(value, { stream: true });
-      if (Number.isNaN(firstToken) && /"text":"[^"]/.test(text)) firstToken = wallMs() - t0;
+      if (Number.isNaN(firstToken) && /"text":"[^"]/.test(text)) {
+        firstToken = wallMs() - t0;
+        cpu = { server: cpuMsOf(child.pid!), engine: enginePid === null ? NaN : cpuMsOf(enginePid) };
+      }
     }
     if (Number.isNaN(firstToken)) throw new Error(`the stream carried no text: ${text.slice(0, 300)}`);
-    return { health, firstByte, firstToken, stages };
+    if (fillsCache !== undefined) await cacheWritten(fillsCache);
+    return { health, firstByte, firstToken, stages, cpu };
   } finally {
     child.kill('SIGKILL');
     await exited;
+  }
+}
+
+/** Waits for the background writer of a start's cache miss to put its graph in place. */
+async function cacheWritten(dir: string): Promise<void> {
+  const has = (): boolean => {
+    try {
+      return readdirSync(dir).some((f) => f.endsWith('.ort'));
+    } catch {
+      return false;
+    }
+  };
+  for (const deadline = Date.now() + 120_000; !has();) {
+    if (Date.now() > deadline) throw new Error(`no optimised graph in ${dir} after 120 s`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -107,19 +154,23 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'dlm-coldstart-'));
   const cached = join(work, 'cached');
   const variants: Array<{ name: string; main: string; env: () => NodeJS.ProcessEnv }> = [
-    { name: 'off', main, env: () => ({ DLM_ORT_CACHE: 'off' }) },
-    { name: 'first', main, env: () => ({ DLM_ORT_CACHE: mkdtempSync(join(work, 'first-')) }) },
     { name: 'cached', main, env: () => ({ DLM_ORT_CACHE: cached }) },
+    { name: 'first', main, env: () => ({ DLM_ORT_CACHE: mkdtempSync(join(work, 'first-')) }) },
+    { name: 'off', main, env: () => ({ DLM_ORT_CACHE: 'off' }) },
   ];
   if (values['baseline-dist']) variants.push({ name: 'base', main: join(resolve(values['baseline-dist']), 'server/main.js'), env: () => ({}) });
+  const ref = values['baseline-dist'] ? 'base' : 'off';
   try {
-    await startOnce(main, args, { DLM_ORT_CACHE: cached }); // writes the cache `cached` reads
+    // Fills the cache `cached` reads.
+    await startOnce(main, args, { DLM_ORT_CACHE: cached }, cached);
     const results = new Map<string, Start[]>(variants.map((v) => [v.name, []]));
     for (let round = 0; round < runs; round++) {
       // Rotate the order so no variant always runs right after the same one.
       for (let i = 0; i < variants.length; i++) {
         const v = variants[(i + round) % variants.length]!;
-        results.get(v.name)!.push(await startOnce(v.main, args, v.env()));
+        const env = v.env();
+        // A first start's cache writer runs after its first answer; the next start must not share the CPU with it.
+        results.get(v.name)!.push(await startOnce(v.main, args, env, v.name === 'first' ? env.DLM_ORT_CACHE : undefined));
       }
       process.stderr.write(`round ${round + 1}/${runs}\n`);
     }
@@ -137,15 +188,22 @@ async function main(): Promise<void> {
       });
       console.log(`| ${st} | ${cells.join(' | ')} |`);
     }
-    const off = results.get('off')!;
     for (const [key, label] of [['health', '/health 200'], ['firstByte', 'first SSE byte'], ['firstToken', 'first content token']] as const) {
-      const offMed = median(off.map((r) => r[key]));
+      const refMed = median(results.get(ref)!.map((r) => r[key]));
       const cells = cols.map((c) => {
         const xs = results.get(c)!.map((r) => r[key]);
         const m = median(xs);
-        return `**${fmt(m)}** (${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}) x${(offMed / m).toFixed(2)}`;
+        return `**${fmt(m)}** (${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}) x${(refMed / m).toFixed(2)}`;
       });
-      console.log(`| ${label}: median (min-max) speed-up vs off | ${cells.join(' | ')} |`);
+      console.log(`| ${label}: median (min-max) speed-up vs ${ref} | ${cells.join(' | ')} |`);
+    }
+    for (const who of ['server', 'engine'] as const) {
+      const refMed = median(results.get(ref)!.map((r) => r.cpu[who]));
+      const cells = cols.map((c) => {
+        const m = median(results.get(c)!.map((r) => r.cpu[who]));
+        return `${fmt(m)} x${(refMed / m).toFixed(2)}`;
+      });
+      console.log(`| ${who} CPU seconds to the first token: median, less vs ${ref} | ${cells.join(' | ')} |`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

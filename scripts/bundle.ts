@@ -13,13 +13,15 @@ import { parseArgs } from 'node:util';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The issue's footprint budget for the edge: a bundle over this fails the build. */
 export const MAX_BUNDLE_BYTES = 120 * 1024 * 1024;
-const ENTRIES = ['dist/server/main.js', 'dist/engine/main.js'];
+// The cache writer is a process of its own that the engine starts (engine/optimized-cache.ts).
+const ENTRIES = ['dist/server/main.js', 'dist/engine/main.js', 'dist/engine/ort-cache-writer.js'];
 
 export function bundleName(): string {
   return `dlm-serve-${process.platform}-${process.arch}`;
 }
 
-const SPECIFIER = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*'([^']+)'|import\(\s*'([^']+)'\s*\)|^import\s*'([^']+)'/gm;
+// tsc writes single quotes, esbuild (the bundled entries, scripts/bundle-entries.ts) double ones.
+const SPECIFIER = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^import\s*['"]([^'"]+)['"]/gm;
 
 /** The compiled modules reachable from the entry points, and the bare packages they import. */
 function moduleGraph(entries: string[]): { files: Set<string>; packages: Set<string> } {

@@ -1,5 +1,6 @@
 // Command line and environment: every flag has an env equivalent; flags win over env.
-import { dirname, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, type Device } from '../engine/api.js';
@@ -36,7 +37,7 @@ export interface Config {
   cacheMb: number | undefined;
   /** Serve the browser chat page at /. */
   chat: boolean;
-  /** Folder for ONNX Runtime's optimised graphs, reused across starts; undefined: off. */
+  /** Folder for ONNX Runtime's optimised graphs, reused across starts (default: the user's cache); undefined: off. */
   ortCacheDir: string | undefined;
   /** After SIGTERM / SIGINT, seconds that work in flight may take before it is ended. */
   drainSeconds: number;
@@ -58,7 +59,7 @@ export const USAGE = `Usage: npm start -- [options]
   --drain-seconds N  on SIGTERM, let requests in flight finish for up to N s, then exit (DLM_DRAIN_SECONDS, default ${DEFAULT_DRAIN_SECONDS})
   --no-chat          do not serve the browser chat page at / (DLM_CHAT=0)
   --ort-cache DIR    keep ONNX Runtime's optimised CPU graphs here between starts
-                     (DLM_ORT_CACHE, default off)
+                     (DLM_ORT_CACHE, default ~/.cache/dlm-serve/ort, or under $XDG_CACHE_HOME; off: none)
   --log-level L      pino level (LOG_LEVEL, default info)
   -h, --help         this text
 `;
@@ -72,8 +73,14 @@ function intOf(name: string, v: string | undefined, min: number): number | undef
   return n;
 }
 
-function ortCacheDirOf(v: string | undefined): string | undefined {
-  if (v === undefined || ['', '0', 'off', 'false', 'no'].includes(v.toLowerCase())) return undefined;
+/** Where ONNX Runtime's optimised graphs are kept when no folder is named: the user's cache. */
+export function defaultOrtCacheDir(env: NodeJS.ProcessEnv): string {
+  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'dlm-serve', 'ort');
+}
+
+function ortCacheDirOf(v: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  if (v === undefined) return defaultOrtCacheDir(env);
+  if (['', '0', 'off', 'false', 'no'].includes(v.toLowerCase())) return undefined;
   return resolve(v);
 }
 
@@ -123,6 +130,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'h
     cacheMb: intOf('--cache-mb', values['cache-mb'] ?? env.DLM_CACHE_MB, 1),
     drainSeconds: intOf('--drain-seconds', values['drain-seconds'] ?? env.DLM_DRAIN_SECONDS, 0) ?? DEFAULT_DRAIN_SECONDS,
     chat: !(values['no-chat'] ?? ['0', 'false', 'off', 'no'].includes((env.DLM_CHAT ?? '').toLowerCase())),
-    ortCacheDir: ortCacheDirOf(values['ort-cache'] ?? env.DLM_ORT_CACHE),
+    ortCacheDir: ortCacheDirOf(values['ort-cache'] ?? env.DLM_ORT_CACHE, env),
   };
 }

@@ -34,7 +34,8 @@ async function main(): Promise<void> {
   // Awaited below; a start failure must not surface as an unhandled rejection meanwhile.
   engineStarting.catch(() => undefined);
   markStartup('server:engine-forked');
-  const [{ pino }, { loadModelDir }, { pickPrecision }, { chatTemplateOf }, { TextTokenizer }, { createServer }] = await Promise.all([
+  // pino is CommonJS: its module.exports is the default export both unbundled and bundled.
+  const [{ default: pino }, { loadModelDir }, { pickPrecision }, { chatTemplateOf }, { TextTokenizer }, { createServer }] = await Promise.all([
     import('pino'),
     import('../engine/manifest.js'),
     import('../engine/precision.js'),

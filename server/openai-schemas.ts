@@ -2,7 +2,8 @@
 // strict: a misspelt setting ("step" for "steps") is a 400 naming it, not silently ignored.
 // OpenAI fields that a diffusion model cannot honour are accepted only at their neutral value,
 // so that clients which always send them (penalties of 0, logprobs null) keep working.
-import { z } from 'zod';
+// A namespace import, so that a bundler keeps only the parts used (zod's root also exports z).
+import * as z from 'zod';
 import { SETTINGS_SHAPE } from './settings.js';
 
 const onlyNeutral = <T extends z.ZodType>(schema: T, neutral: (v: z.infer<T>) => boolean, what: string) =>

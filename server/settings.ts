@@ -6,7 +6,8 @@
 // model reads at all), the values against the model in the engine's validateParams, run here
 // before admission and trusted by the engine. A new family setting is one field here, one line
 // in resolveParams and its check in the family's validate.
-import { z } from 'zod';
+// A namespace import, so that a bundler keeps only the parts used (zod's root also exports z).
+import * as z from 'zod';
 import { SettingsError } from '../engine/errors.js';
 import { KV_CACHE_MODES, REMASKING_SCHEDULES, type GenerationParams, type ModelInfo } from '../engine/protocol.js';
 import { validateParams } from '../engine/validate.js';

@@ -1,6 +1,7 @@
 // Client -> server messages of the WebSocket API (/v1/ws). Settings are the same fields as in
 // the HTTP bodies, nested under `settings`.
-import { z } from 'zod';
+// A namespace import, so that a bundler keeps only the parts used (zod's root also exports z).
+import * as z from 'zod';
 import { ChatMessageSchema } from './openai-schemas.js';
 import { SettingsSchema } from './settings.js';
 
