@@ -23,13 +23,18 @@ export function marksOf(canvas: ArrayLike<number>, maskId: number | null, decode
 
 /**
  * The arg max token (never the mask id) of each masked position's logits row, -1 at the others.
- * Row `rowStart + i` of `logits` ([rows, V]) belongs to canvas position i.
+ * Row `rowStart + i` of `logits` ([rows, V]) belongs to canvas position i; a masked position
+ * with no row there (the logits cover part of the canvas: kv_cache dual's sub-block) has no
+ * proposal either: -1.
  */
 export function draftsOf(canvas: ArrayLike<number>, maskId: number, logits: Float32Array, V: number, rowStart = 0): number[] {
   const out = new Array<number>(canvas.length).fill(-1);
+  const rows = logits.length / V;
   for (let i = 0; i < canvas.length; i++) {
     if (canvas[i] !== maskId) continue;
-    const base = (rowStart + i) * V;
+    const row = rowStart + i;
+    if (row < 0 || row >= rows) continue;
+    const base = row * V;
     let best = -1;
     let bestLogit = -Infinity;
     for (let v = 0; v < V; v++) {

@@ -8,7 +8,7 @@ import { Rng } from '../rng.js';
 import { maskedCount, type MaskedSampler } from '../samplers/masked.js';
 import type { RowTensor } from '../row-tensor.js';
 import type { Next, Sequence, SequenceSink } from '../sequence.js';
-import { draftsOf, maskedStepView } from '../step-view.js';
+import { maskedStepView } from '../step-view.js';
 import { maskedStep, plannedSteps } from './masked-step.js';
 import type { KvWindow } from './mdlm-kv.js';
 import { stopTokens } from './stop-tokens.js';
@@ -111,16 +111,9 @@ export class MdlmSequence implements Sequence {
     this.dirty = changed > 0;
     // SUBS: an unmasked token stays what it is, so every decoded position is final.
     if (this.params.streamSteps) {
-      const partial = at !== undefined && (at.from > 0 || at.to < this.canvas.length);
-      const drafts = this.params.streamDrafts && !partial ? { logits, V: this.model.vocabSize } : null;
-      const view = maskedStepView(this.stepCount, this.windowStart, this.canvas, this.model.maskId, true, drafts);
-      if (this.params.streamDrafts && partial) {
-        // kv_cache dual: the logits cover the current sub-block only, so only its masked
-        // positions have a proposal; the others' drafts are -1 like a decoded position's.
-        view.drafts = new Array<number>(this.canvas.length).fill(-1);
-        draftsOf(canvas, this.model.maskId, logits, this.model.vocabSize).forEach((d, i) => { view.drafts![at.from + i] = d; });
-      }
-      this.sink.step(view);
+      // kv_cache dual: the logits are the current sub-block's rows only (row 0 is position at.from).
+      const drafts = this.params.streamDrafts ? { logits, V: this.model.vocabSize, rowStart: -(at?.from ?? 0) } : null;
+      this.sink.step(maskedStepView(this.stepCount, this.windowStart, this.canvas, this.model.maskId, true, drafts));
     }
     this.flush();
   }
