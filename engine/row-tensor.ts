@@ -22,6 +22,11 @@ export interface BatchTensor {
   dims: number[];
 }
 
+/** The `positions` input of a row: start, start + 1, ..., start + n - 1 (int64). */
+export function positionsRow(start: number, n: number): RowTensor {
+  return { type: 'int64', data: BigInt64Array.from({ length: n }, (_, i) => BigInt(start + i)), dims: [n] };
+}
+
 function size(dims: readonly number[]): number {
   let n = 1;
   for (const d of dims) n *= d;

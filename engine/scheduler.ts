@@ -167,8 +167,9 @@ export class Scheduler {
     const logits = result.logits!.data as Float32Array;
     group.forEach((g, b) => {
       const start = (b * L + g.call.outputStart) * V;
-      // A view, not a copy: each call's output is a fresh buffer, rows do not overlap, and no
-      // sequence writes its logits; copying them out allocated B x L x V floats per call for
+      // A view, not a copy: each call's output is a fresh buffer and rows do not overlap, so a
+      // sequence may keep its rows (ddpm_cache) or write within them (kv_cache prefix patches
+      // its window's rows in place); copying them out allocated B x L x V floats per call for
       // nothing. A sequence that keeps its view (ddpm_cache) keeps only the latest call's
       // buffer alive: every live sequence takes part in every tick's call.
       const rows = logits.subarray(start, start + g.call.outputLength * V);

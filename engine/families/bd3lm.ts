@@ -9,7 +9,7 @@
 import { BlockTable } from '../block-table.js';
 import type { CacheManager } from '../cache-manager.js';
 import type { GenerationParams } from '../protocol.js';
-import type { RowTensor } from '../row-tensor.js';
+import { positionsRow, type RowTensor } from '../row-tensor.js';
 import type { Next, RowCall, SequenceSink } from '../sequence.js';
 import { BD3LM_PAST, presentBlock } from './bd3lm-cache.js';
 import { BlockSequence, type BlockModel } from './block-sequence.js';
@@ -61,13 +61,12 @@ export class Bd3lmSequence extends BlockSequence {
 
   private call(tokens: number[], start: number, wantKv: boolean): RowCall {
     const past = (this.fresh ?? this.table).past(BD3LM_PAST);
-    const positions = BigInt64Array.from({ length: tokens.length }, (_, i) => BigInt(start + i));
     return {
       role: 'block',
       tokens,
       outputStart: 0,
       outputLength: wantKv ? 0 : tokens.length,
-      inputs: { positions: { type: 'int64', data: positions, dims: [tokens.length] }, past_keys: past.keys, past_values: past.values, past_mask: past.mask },
+      inputs: { positions: positionsRow(start, tokens.length), past_keys: past.keys, past_values: past.values, past_mask: past.mask },
       ...(wantKv ? { outputs: ['present_keys', 'present_values'] } : {}),
     };
   }

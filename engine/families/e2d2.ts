@@ -10,7 +10,7 @@
 import { BlockTable, type PastTensors } from '../block-table.js';
 import type { CacheManager } from '../cache-manager.js';
 import type { GenerationParams } from '../protocol.js';
-import type { RowTensor } from '../row-tensor.js';
+import { positionsRow, type RowTensor } from '../row-tensor.js';
 import type { Next, RowCall, SequenceSink } from '../sequence.js';
 import { BlockSequence, type BlockModel } from './block-sequence.js';
 import { DECODER_CONTEXT, ENCODER_OUTPUTS, ENCODER_PAST, e2d2Layout, encodedBlock, type E2d2Shape } from './e2d2-cache.js';
@@ -65,17 +65,13 @@ export class E2d2Sequence extends BlockSequence {
     }
   }
 
-  private positions(start: number, n: number): RowTensor {
-    return { type: 'int64', data: BigInt64Array.from({ length: n }, (_, i) => BigInt(start + i)), dims: [n] };
-  }
-
   private encoderCall(tokens: number[], start: number): RowCall {
     // The recompute baseline encodes its whole context from scratch, against no past.
     const past = this.phase === 'encode' ? this.noPast : this.table.past(ENCODER_PAST);
     return {
       role: 'encoder', tokens, outputStart: 0, outputLength: 0,
       inputs: {
-        positions: this.positions(start, tokens.length),
+        positions: positionsRow(start, tokens.length),
         block_size: { type: 'int64', data: BigInt64Array.of(BigInt(this.blockSize)), dims: [] },
         past_keys: past.keys, past_values: past.values, past_mask: past.mask,
       },
@@ -88,7 +84,7 @@ export class E2d2Sequence extends BlockSequence {
     return {
       role: 'decoder', tokens: Array.from(this.block.tokens), outputStart: 0, outputLength: this.block.tokens.length,
       inputs: {
-        positions: this.positions(this.block.start, this.block.tokens.length),
+        positions: positionsRow(this.block.start, this.block.tokens.length),
         context_keys: ctx.keys, context_values: ctx.values, context_mask: ctx.mask,
       },
     };

@@ -23,7 +23,7 @@ import type { CacheManager } from '../cache-manager.js';
 import { selectPositions } from '../kv-positions.js';
 import type { Manifest } from '../manifest.js';
 import type { GenerationParams, KvCacheMode } from '../protocol.js';
-import type { RowTensor } from '../row-tensor.js';
+import { positionsRow, type RowTensor } from '../row-tensor.js';
 import type { RowCall } from '../sequence.js';
 import { plannedSteps } from './masked-step.js';
 
@@ -159,7 +159,7 @@ export class KvWindow {
       outputStart: outStart,
       outputLength: outLength,
       inputs: {
-        positions: positions(0, row.length),
+        positions: positionsRow(0, row.length),
         past_keys: { type: 'float32', data: new Float32Array(layers * heads * headDim), dims },
         past_values: { type: 'float32', data: new Float32Array(layers * heads * headDim), dims: [...dims] },
         past_mask: { type: 'int64', data: new BigInt64Array(1), dims: [1] },
@@ -175,7 +175,7 @@ export class KvWindow {
       tokens: row.slice(from, to),
       outputStart: 0,
       outputLength: to - from,
-      inputs: { positions: positions(from, to), past_keys: p.keys, past_values: p.values, past_mask: p.mask },
+      inputs: { positions: positionsRow(from, to - from), past_keys: p.keys, past_values: p.values, past_mask: p.mask },
     };
   }
 
@@ -189,8 +189,7 @@ export class KvWindow {
     if (plan.kind === 'refresh') {
       this.since = 0;
       this.keep(plan, extra);
-      if (this.mode === 'dual') return logits;
-      this.windowLogits = logits;
+      if (this.mode === 'prefix') this.windowLogits = logits;
       return logits;
     }
     this.since++;
@@ -251,10 +250,6 @@ export class KvWindow {
   stepped(): void {
     if (this.mode === 'dual') this.sub.step++;
   }
-}
-
-function positions(from: number, to: number): RowTensor {
-  return { type: 'int64', data: BigInt64Array.from({ length: to - from }, (_, i) => BigInt(from + i)), dims: [to - from] };
 }
 
 /** Canvas positions from the start that hold a token (the decoded prefix, final). */
