@@ -26,13 +26,3 @@ export function selectPositions(data: Float32Array, at: KvLayout, keep: readonly
   }
   return out;
 }
-
-/** Overwrites positions from..from+n-1 of `data` with `part` ([lanes, n, Dh]), in place. */
-export function writePositions(data: Float32Array, at: KvLayout, from: number, part: Float32Array): void {
-  const { lanes, length: L, headDim: Dh } = at;
-  const n = part.length / (lanes * Dh);
-  if (!Number.isInteger(n) || from < 0 || from + n > L) throw new Error(`cannot write ${n} positions at ${from} of ${L}`);
-  for (let lane = 0; lane < lanes; lane++) {
-    data.set(part.subarray(lane * n * Dh, (lane + 1) * n * Dh), (lane * L + from) * Dh);
-  }
-}

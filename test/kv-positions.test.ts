@@ -1,9 +1,8 @@
 // Per-position K/V views (engine/kv-positions.ts): selecting a prefix and a suffix around a
-// queried sub-block, and writing a call's present K/V back, on a tensor whose every float names
-// its lane, position and channel.
+// queried sub-block, on a tensor whose every float names its lane, position and channel.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectPositions, writePositions } from '../engine/kv-positions.js';
+import { selectPositions } from '../engine/kv-positions.js';
 
 const at = { lanes: 3, length: 5, headDim: 2 };
 const code = (lane: number, pos: number, ch: number): number => lane * 100 + pos * 10 + ch;
@@ -17,20 +16,4 @@ test('selectPositions keeps the named positions of every lane, in order', () => 
   assert.deepEqual([...selectPositions(kv, at, [])], []);
   assert.throws(() => selectPositions(kv, at, [5]), /outside/);
   assert.throws(() => selectPositions(kv.subarray(1), at, [0]), /layout wants/);
-});
-
-test('writePositions overwrites a run of positions in every lane and nothing else', () => {
-  const data = kv.slice();
-  const part = Float32Array.from({ length: 3 * 2 * 2 }, (_, i) => -1 - i); // [3 lanes, 2 positions, 2]
-  writePositions(data, at, 2, part);
-  for (let lane = 0; lane < 3; lane++) {
-    for (let p = 0; p < 5; p++) {
-      for (let ch = 0; ch < 2; ch++) {
-        const got = data[(lane * 5 + p) * 2 + ch];
-        const want = p === 2 || p === 3 ? part[(lane * 2 + (p - 2)) * 2 + ch] : code(lane, p, ch);
-        assert.equal(got, want, `lane ${lane} pos ${p} ch ${ch}`);
-      }
-    }
-  }
-  assert.throws(() => writePositions(data, at, 4, part), /cannot write/);
 });
