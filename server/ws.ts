@@ -148,7 +148,8 @@ async function onMessage(ws: WebSocket<SocketData>, ctx: ServerContext, d: Socke
     }
     if (ctx.drain.draining) throw ctx.drain.refusal();
     // Step frames carry the canvas as text too (canvas_text), for clients without a tokenizer.
-    const texts = settings.stream_steps || settings.stream_drafts ? tokenTextsFor(ctx.tokenizer, ctx.model.vocabSize, ctx.model.maskId) : null;
+    // (resolveParams decides whether it streams steps: stream_drafts implies them.)
+    const texts = plan.specs[0]!.params.streamSteps ? tokenTextsFor(ctx.tokenizer, ctx.model.vocabSize, ctx.model.maskId) : null;
     let run: RequestRun;
     try {
       run = RequestRun.admit(ctx, plan, {
