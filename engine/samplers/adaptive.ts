@@ -16,7 +16,7 @@
 // position fully certain and commit the whole window in one call).
 import type { Rng } from '../rng.js';
 import { distribution, sample, type Shaping } from './categorical.js';
-import type { MaskedStep } from './masked.js';
+import { maskedPositions, type MaskedStep } from './masked.js';
 
 export interface Proposal {
   pos: number;
@@ -102,12 +102,6 @@ export function selectEntropyBounded(props: readonly Proposal[], gamma: number):
   const sorted = [...props].sort((a, b) => a.entropy - b.entropy || b.conf - a.conf || a.pos - b.pos);
   if (sorted.length === 0) return [];
   return sorted.slice(0, entropyBoundedCount(sorted.map((p) => p.entropy), gamma));
-}
-
-function maskedPositions(canvas: Int32Array, maskId: number): number[] {
-  const out: number[] = [];
-  for (let j = 0; j < canvas.length; j++) if (canvas[j] === maskId) out.push(j);
-  return out;
 }
 
 function commit(x: MaskedStep, chosen: readonly Proposal[]): number {

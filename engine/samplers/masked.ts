@@ -32,6 +32,13 @@ export interface MaskedStep {
   eps: number;
 }
 
+/** The canvas positions that still hold [MASK], in order. */
+export function maskedPositions(canvas: Int32Array, maskId: number): number[] {
+  const out: number[] = [];
+  for (let j = 0; j < canvas.length; j++) if (canvas[j] === maskId) out.push(j);
+  return out;
+}
+
 export function maskedCount(canvas: Int32Array, maskId: number): number {
   let n = 0;
   for (const x of canvas) if (x === maskId) n++;
@@ -71,8 +78,7 @@ export function ddpmStep(x: MaskedStep): number {
  * t * u^(1/n) for n masked positions, matters only to time-conditioned networks.)
  */
 export function firstHittingStep(x: MaskedStep): number {
-  const masked: number[] = [];
-  for (let j = 0; j < x.canvas.length; j++) if (x.canvas[j] === x.maskId) masked.push(j);
+  const masked = maskedPositions(x.canvas, x.maskId);
   if (masked.length === 0) return 0;
   const j = masked[x.rng.int(masked.length)]!;
   x.canvas[j] = draw(x.logits, j * x.V, x.V, x.shaping, x.maskId, x.rng.next());
