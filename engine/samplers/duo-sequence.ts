@@ -34,7 +34,8 @@ export interface WindowedModel {
 abstract class WindowedSequence implements Sequence {
   finishReason: FinishReason | null = null;
   private nfe = 0;
-  private stepCount = 0;
+  /** Steps taken over the whole sequence: the step frames' `step`. */
+  protected stepCount = 0;
   protected readonly window: DecodeWindow;
   protected canvas: Int32Array = new Int32Array(0);
   protected context: number[] = [];
@@ -136,10 +137,6 @@ abstract class WindowedSequence implements Sequence {
     return this.window.committed.length;
   }
 
-  protected get count(): number {
-    return this.stepCount;
-  }
-
   /** The network's time input for the next call. */
   protected abstract sigma(): number;
   protected abstract initCanvas(length: number): Int32Array;
@@ -171,7 +168,7 @@ export class DuoSequence extends WindowedSequence {
 
   /** Any position may be resampled by a later step of the window: all provisional until the last. */
   protected stepView(_logits: Float32Array, last: boolean): StepView {
-    return { step: this.count, offset: this.offset, canvas: Array.from(this.canvas), marks: marksOf(this.canvas, null, last) };
+    return { step: this.stepCount, offset: this.offset, canvas: Array.from(this.canvas), marks: marksOf(this.canvas, null, last) };
   }
 
   protected denoise(logits: Float32Array): boolean {
@@ -206,7 +203,7 @@ export class MaskedWindowSequence extends WindowedSequence {
   /** A decoded token is final once no step left in the window can remask it (this.step is the next one). */
   protected stepView(logits: Float32Array, last: boolean): StepView {
     const drafts = this.params.streamDrafts ? { logits, V: this.model.vocabSize } : null;
-    return maskedStepView(this.count, this.offset, this.canvas, this.model.maskId!, last || this.step > this.lastRemask, drafts);
+    return maskedStepView(this.stepCount, this.offset, this.canvas, this.model.maskId!, last || this.step > this.lastRemask, drafts);
   }
 
   protected denoise(logits: Float32Array): boolean {
