@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .dit import (NEG, DDiTBlock, DDiTFinalLayer, DiTConfig, EmbeddingLayer, Rotary,
-                  TimestepEmbedder, apply_rotary, layer_norm, modulate)
+                  TimestepEmbedder, apply_rotary, layer_norm, modulate, padding_bias)
 from .mdlm import loglinear_sigma, masked_nelbo
 
 FAMILIES = ('e2d2',)
@@ -85,12 +85,18 @@ class E2D2(nn.Module):
             x, _ = block(x, c, cos, sin, attn_bias, context[j])
         return self.output_layer(x, c)
 
-    def forward(self, xt, x0, block_size: int):
-        """Training / full forward: logits [B,L,V] for the noisy xt given the clean x0."""
+    def forward(self, xt, x0, block_size: int, key_mask=None):
+        """Training / full forward: logits [B,L,V] for the noisy xt given the clean x0.
+        key_mask [B,L] (1 real, 0 batch padding): padded positions are no key for anyone (the
+        chat fine-tune's rows differ in length)."""
         B, L = x0.shape
         pos = torch.arange(L, device=x0.device)[None].expand(B, L)
-        h, _ = self.encode(x0, pos, encoder_bias(L, block_size, x0.device))
-        return self.decode(xt, pos, self.context_kv(h, pos), decoder_bias(L, block_size, x0.device))
+        enc, dec = encoder_bias(L, block_size, x0.device), decoder_bias(L, block_size, x0.device)
+        if key_mask is not None:
+            pad = padding_bias(key_mask)
+            enc, dec = enc + pad, dec + torch.cat([pad, pad], dim=-1)
+        h, _ = self.encode(x0, pos, enc)
+        return self.decode(xt, pos, self.context_kv(h, pos), dec)
 
 
 def _blocks(L: int, block_size: int, device=None) -> torch.Tensor:
@@ -113,9 +119,11 @@ def decoder_bias(L: int, block_size: int, device=None) -> torch.Tensor:
 
 
 def block_noise(x0, mask_id: int, block_size: int, generator: torch.Generator, eps: float,
-                t_min: float, t_max: float, force: bool = True):
+                t_min: float, t_max: float, force: bool = True, allowed=None):
     """(x_t, masked, t [B,L]): one stratified t per block; with force, every block keeps a
-    [MASK] (training; validation leaves the draw alone so the NELBO stays a bound)."""
+    [MASK] (training; validation leaves the draw alone so the NELBO stays a bound).
+    allowed [B,L] bool: only those positions may be masked, and only blocks holding one must
+    keep a [MASK] (the chat fine-tune: the prompt stays clean)."""
     B, L = x0.shape
     nb = L // block_size
     n = B * nb
@@ -125,8 +133,14 @@ def block_noise(x0, mask_id: int, block_size: int, generator: torch.Generator, e
     move = 1 - torch.exp(-loglinear_sigma(t, eps))
     r = torch.rand(B, L, generator=generator).to(x0.device)
     masked = r < move
+    if allowed is not None:
+        allowed = allowed.to(x0.device)
+        masked = masked & allowed
+        r = r.masked_fill(~allowed, 2.0)  # never the lowest-r position of a block that has an allowed one
     # A block drawn with no [MASK] would train nothing: mask its lowest-r position instead.
     none = ~masked.view(B, nb, block_size).any(-1)
+    if allowed is not None:
+        none = none & allowed.view(B, nb, block_size).any(-1)
     if force and bool(none.any()):
         low = r.view(B, nb, block_size).argmin(-1)
         force = F.one_hot(low, block_size).bool() & none[..., None]
