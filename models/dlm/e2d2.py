@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .dit import (NEG, DDiTBlock, DDiTFinalLayer, DiTConfig, EmbeddingLayer, Rotary,
-                  TimestepEmbedder, apply_rotary, layer_norm, modulate, padding_bias)
+                  TimestepEmbedder, apply_rotary, layer_norm, modulate)
 from .mdlm import loglinear_sigma, masked_nelbo
 
 FAMILIES = ('e2d2',)
@@ -85,18 +85,12 @@ class E2D2(nn.Module):
             x, _ = block(x, c, cos, sin, attn_bias, context[j])
         return self.output_layer(x, c)
 
-    def forward(self, xt, x0, block_size: int, key_mask=None):
-        """Training / full forward: logits [B,L,V] for the noisy xt given the clean x0.
-        key_mask [B,L] (1 real, 0 batch padding): padded positions are no key for anyone (the
-        chat fine-tune's rows differ in length)."""
+    def forward(self, xt, x0, block_size: int):
+        """Training / full forward: logits [B,L,V] for the noisy xt given the clean x0."""
         B, L = x0.shape
         pos = torch.arange(L, device=x0.device)[None].expand(B, L)
-        enc, dec = encoder_bias(L, block_size, x0.device), decoder_bias(L, block_size, x0.device)
-        if key_mask is not None:
-            pad = padding_bias(key_mask)
-            enc, dec = enc + pad, dec + torch.cat([pad, pad], dim=-1)
-        h, _ = self.encode(x0, pos, enc)
-        return self.decode(xt, pos, self.context_kv(h, pos), dec)
+        h, _ = self.encode(x0, pos, encoder_bias(L, block_size, x0.device))
+        return self.decode(xt, pos, self.context_kv(h, pos), decoder_bias(L, block_size, x0.device))
 
 
 def _blocks(L: int, block_size: int, device=None) -> torch.Tensor:

@@ -116,15 +116,17 @@ def response_loss(logits, tokens, w, rmask, mask_id: int):
     return loss, loss.detach()
 
 
-def e2d2_sft_loss(model: E2D2, tokens, attn, rmask, mask_id: int, gen: torch.Generator, eps: float,
+def e2d2_sft_loss(model: E2D2, tokens, rmask, mask_id: int, gen: torch.Generator, eps: float,
                   block_size: int, device='cpu', force=True):
     """(loss, detached loss): the SFT objective under E2D2's block noise (see the module's
     docstring); force=False leaves the draw alone (evaluation: the estimate stays unbiased)."""
     resp = rmask > 0
     xt, masked, t = block_noise(tokens, mask_id, block_size, gen, eps, 0.0, 1.0, force, allowed=resp)
     w = (1 - eps) / (1 - (1 - eps) * t) / torch.expm1(loglinear_sigma(t, eps)) * masked * rmask
-    xt, tokens, attn, w, rmask = (x.to(device) for x in (xt, tokens, attn, w, rmask))
-    return response_loss(model(xt, tokens, block_size, key_mask=attn), tokens, w, rmask, mask_id)
+    # No attention mask: rows are padded to whole blocks (sft_batch's align), and a later block is
+    # never a key of an earlier one, so a row's batch padding is invisible to it.
+    xt, tokens, w, rmask = (x.to(device) for x in (xt, tokens, w, rmask))
+    return response_loss(model(xt, tokens, block_size), tokens, w, rmask, mask_id)
 
 
 def text_loss(model, x0, mask_id: int, gen: torch.Generator, eps: float, device='cpu'):
@@ -173,7 +175,7 @@ FAMILIES = {
         block_size=lambda a, gen, train: a.block_sizes[int(torch.randint(len(a.block_sizes), (1,), generator=gen))]
         if train else a.block_sizes[0],
         sft=lambda a, m, tok, attn, rm, mask_id, gen, bs, train: e2d2_sft_loss(
-            m, tok, attn, rm, mask_id, gen, a.eps, bs, a.device, force=train),
+            m, tok, rm, mask_id, gen, a.eps, bs, a.device, force=train),
         text=lambda a, m, x0, mask_id, gen, bs, train: e2d2_loss(m, x0.to(a.device), mask_id, gen, bs, eps=a.eps,
                                                                  force=train),
         canvas=lambda a: 0,

@@ -51,9 +51,9 @@ def _spy(m):
     seen = []
     forward = m.forward
 
-    def spy(xt, x0, block_size, key_mask=None):
+    def spy(xt, x0, block_size):
         seen.append((xt.clone(), x0.clone(), block_size))
-        return forward(xt, x0, block_size, key_mask=key_mask)
+        return forward(xt, x0, block_size)
 
     m.forward = spy
     return seen
@@ -65,7 +65,7 @@ def test_prompt_never_noised_and_every_response_block_keeps_a_mask(tmp_path):
     for bs in (4, 8):
         tok, attn, rm = _batch(tmp_path, _examples(16), bs)
         for seed in range(5):
-            loss, _ = sft.e2d2_sft_loss(m, tok, attn, rm, MASK, torch.Generator().manual_seed(seed), 1e-3, bs)
+            loss, _ = sft.e2d2_sft_loss(m, tok, rm, MASK, torch.Generator().manual_seed(seed), 1e-3, bs)
             xt, x0, used = seen[-1]
             assert used == bs and torch.equal(x0, tok) and torch.isfinite(loss)  # the encoder reads the clean rows
             noised = xt == MASK
@@ -79,7 +79,7 @@ def test_prompt_never_noised_and_every_response_block_keeps_a_mask(tmp_path):
     unforced = 0
     for seed in range(20):
         g = torch.Generator().manual_seed(seed)
-        sft.e2d2_sft_loss(m, tok, attn, rm, MASK, g, 1e-3, 4, force=False)
+        sft.e2d2_sft_loss(m, tok, rm, MASK, g, 1e-3, 4, force=False)
         xt = seen[-1][0]
         B, L = tok.shape
         blocks = (rm > 0).view(B, L // 4, 4).any(-1)
@@ -98,7 +98,7 @@ def _logits_grad(m, tok, attn, rm, seed, bs=4):
     seen = _spy(m)
     h = m.output_layer.register_forward_hook(hook)
     try:
-        loss, _ = sft.e2d2_sft_loss(m, tok, attn, rm, MASK, torch.Generator().manual_seed(seed), 1e-3, bs)
+        loss, _ = sft.e2d2_sft_loss(m, tok, rm, MASK, torch.Generator().manual_seed(seed), 1e-3, bs)
         loss.backward()
     finally:
         h.remove()
@@ -125,12 +125,12 @@ def test_batch_padding_is_invisible_and_the_prompt_is_context(tmp_path):
     assert pad.any()
 
     def loss(t):
-        return float(sft.e2d2_sft_loss(m, t, attn, rm, MASK, torch.Generator().manual_seed(7), 1e-3, 4)[0])
+        return float(sft.e2d2_sft_loss(m, t, rm, MASK, torch.Generator().manual_seed(7), 1e-3, 4)[0])
 
     base = loss(tok)
     other = tok.clone()
     other[pad] = torch.randint(4, MASK, (int(pad.sum()),), generator=torch.Generator().manual_seed(1))
-    assert abs(loss(other) - base) < 1e-6  # a padded position is no key for anyone
+    assert abs(loss(other) - base) < 1e-6  # whole blocks of padding after a row: no row sees them
     prompt = tok.clone()
     first = (rm == 0) & (attn == 1)
     first[:, 1:] = False  # each row's first prompt token
@@ -148,9 +148,9 @@ def test_a_padded_sft_batch_gives_what_the_engine_computes_for_each_row(tmp_path
     tok, attn, rm = _batch(tmp_path, examples, 4)
     g = torch.Generator().manual_seed(0)
     seen = _spy(m)
-    sft.e2d2_sft_loss(m, tok, attn, rm, MASK, g, 1e-3, 4)
+    sft.e2d2_sft_loss(m, tok, rm, MASK, g, 1e-3, 4)
     xt = seen[-1][0]
-    full = E2D2.forward(m, xt, tok, 4, key_mask=attn)
+    full = E2D2.forward(m, xt, tok, 4)
     for b, (p, _) in enumerate(examples):
         n = int(attn[b].sum())
         whole = len(p) // 4
@@ -165,13 +165,13 @@ def test_a_few_steps_lower_the_loss(tmp_path):
 
     def held():
         with torch.no_grad():
-            return np.mean([float(sft.e2d2_sft_loss(m, tok, attn, rm, MASK, torch.Generator().manual_seed(100 + s),
+            return np.mean([float(sft.e2d2_sft_loss(m, tok, rm, MASK, torch.Generator().manual_seed(100 + s),
                                                     1e-3, 4, force=False)[0]) for s in range(4)])
 
     before = held()
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     for i in range(25):
-        loss, _ = sft.e2d2_sft_loss(m, tok, attn, rm, MASK, torch.Generator().manual_seed(i), 1e-3, 4)
+        loss, _ = sft.e2d2_sft_loss(m, tok, rm, MASK, torch.Generator().manual_seed(i), 1e-3, 4)
         opt.zero_grad()
         loss.backward()
         opt.step()
