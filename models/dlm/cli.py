@@ -18,7 +18,7 @@ def _parser(doc: str) -> argparse.ArgumentParser:
 
 
 def export_parser(doc: str, name_required: bool = True, description: bool = False,
-                  card: bool = False) -> argparse.ArgumentParser:
+                  card: bool = False, chat: bool = False) -> argparse.ArgumentParser:
     ap = _parser(doc)
     ap.add_argument('--run', required=True, help='training run folder (ema.pt, results.json)')
     ap.add_argument('--tokenizer', required=True)
@@ -30,6 +30,9 @@ def export_parser(doc: str, name_required: bool = True, description: bool = Fals
         ap.add_argument('--description', default=None)
     if card:
         ap.add_argument('--card', action='store_true', help='write README.md (the model card) from results.json')
+    if chat:
+        ap.add_argument('--chat-template', default=None,
+                        help='JSON file: the chat template the model was fine-tuned with (goes in model.json)')
     return ap
 
 

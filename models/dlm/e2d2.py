@@ -113,9 +113,11 @@ def decoder_bias(L: int, block_size: int, device=None) -> torch.Tensor:
 
 
 def block_noise(x0, mask_id: int, block_size: int, generator: torch.Generator, eps: float,
-                t_min: float, t_max: float, force: bool = True):
+                t_min: float, t_max: float, force: bool = True, allowed=None):
     """(x_t, masked, t [B,L]): one stratified t per block; with force, every block keeps a
-    [MASK] (training; validation leaves the draw alone so the NELBO stays a bound)."""
+    [MASK] (training; validation leaves the draw alone so the NELBO stays a bound).
+    allowed [B,L] bool: only those positions may be masked, and only blocks holding one must
+    keep a [MASK] (the chat fine-tune: the prompt stays clean)."""
     B, L = x0.shape
     nb = L // block_size
     n = B * nb
@@ -125,8 +127,14 @@ def block_noise(x0, mask_id: int, block_size: int, generator: torch.Generator, e
     move = 1 - torch.exp(-loglinear_sigma(t, eps))
     r = torch.rand(B, L, generator=generator).to(x0.device)
     masked = r < move
+    if allowed is not None:
+        allowed = allowed.to(x0.device)
+        masked = masked & allowed
+        r = r.masked_fill(~allowed, 2.0)  # never the lowest-r position of a block that has an allowed one
     # A block drawn with no [MASK] would train nothing: mask its lowest-r position instead.
     none = ~masked.view(B, nb, block_size).any(-1)
+    if allowed is not None:
+        none = none & allowed.view(B, nb, block_size).any(-1)
     if force and bool(none.any()):
         low = r.view(B, nb, block_size).argmin(-1)
         force = F.one_hot(low, block_size).bool() & none[..., None]

@@ -3,6 +3,7 @@ model.json, encoder.onnx, decoder.onnx, tokenizer.json.
 
   python -m dlm.e2d2_export --run .work/runs/e2d2 --tokenizer .work/tok/tokenizer.json \\
       --out models/zoo/e2d2-brown --name e2d2-brown [--fp16-weights] [--card]
+  A chat fine-tune (dlm.sft --family e2d2): add --chat-template models/data/chat_template.json.
 
 Graphs (docs/model-format.md, section E2D2), every per-row input batch-first, opset 17 (H: the
 model's key/value heads, `kv_heads`; models/dlm/e2d2_qwen3.py exports through the same classes):
@@ -25,7 +26,7 @@ from . import manifest as mf
 from .dit import NEG, DiTConfig, count_params
 from .e2d2 import E2D2
 from .cli import export_parser
-from .export import OPSET, fp16_initializers, load_ema_run, place_tokenizer
+from .export import OPSET, SFT_PROVENANCE, add_chat, fp16_initializers, load_ema_run, place_tokenizer
 
 ENCODER_INPUTS = ['tokens', 'attention_mask', 'positions', 'block_size', 'past_keys', 'past_values', 'past_mask']
 # The engine reads a graph's first output as its primary one (the logits slot); the encoder has
@@ -132,7 +133,7 @@ def manifest(name: str, model: E2D2, tok: dict, res: dict, description: str | No
                      'temperature': 1.0},
         'provenance': {k: res.get(k) for k in ('preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
                                                'val_ppl_bound', 'params', 'seed', 't_clip', 'block_sizes',
-                                               'dec_layers') if k in res},
+                                               'dec_layers') + SFT_PROVENANCE if k in res},
     }
 
 
@@ -162,11 +163,12 @@ def write_card(out: str, m: dict, r: dict, sizes: dict[str, int]) -> None:
 
 
 def main(argv=None):
-    a = export_parser(__doc__, name_required=False, card=True).parse_args(argv)
+    a = export_parser(__doc__, name_required=False, card=True, chat=True, description=True).parse_args(argv)
     model, res = load_run(a.run)
     tok = place_tokenizer(a.tokenizer, a.out)
     paths = export_graphs(model, a.out, a.fp16_weights)
-    m = manifest(a.name or os.path.basename(os.path.normpath(a.out)), model, tok, res)
+    m = manifest(a.name or os.path.basename(os.path.normpath(a.out)), model, tok, res, a.description)
+    add_chat(m, res, a.chat_template)
     mf.write(a.out, m)
     sizes = {k: os.path.getsize(p) for k, p in paths.items()}
     if a.card:

@@ -122,11 +122,24 @@ def provenance(res: dict, keys) -> dict:
     return {k: res[k] for k in keys if k in res}
 
 
+# What a chat fine-tune's results.json (dlm.sft) adds to the provenance: what it started from and its mix.
+SFT_PROVENANCE = ('init', 'sft_tokens', 'text_tokens', 'chat_examples', 'text_every', 'dev_sft', 'lr')
+
+
+def add_chat(man: dict, res: dict, template_path: str | None) -> None:
+    """A chat fine-tune's manifest fields: the chat template it was trained with (--chat-template)
+    and the validation NELBO it started from."""
+    if res.get('preset') == 'chat-sft' and res.get('history'):
+        # The fine-tune validates on fewer windows than the base run did: its own step-0 number
+        # is the comparable one.
+        man['provenance']['val_nelbo_at_start'] = res['history'][0]['val_nelbo']
+    if template_path:
+        with open(template_path) as f:
+            man['chat_template'] = json.load(f)
+
+
 def main(argv=None):
-    ap = export_parser(__doc__, description=True)
-    ap.add_argument('--chat-template', default=None,
-                    help='JSON file: the chat template the model was fine-tuned with (goes in model.json)')
-    a = ap.parse_args(argv)
+    a = export_parser(__doc__, description=True, chat=True).parse_args(argv)
     model, cfg, res = load_run(a.run)
     tok = place_tokenizer(a.tokenizer, a.out)
     family = res['family']
@@ -146,18 +159,9 @@ def main(argv=None):
                           'outputs': ['logits']}},
         'samplers': ['greedy'] if family == 'ar' else mf.MDLM_SAMPLERS,
         'provenance': provenance(res, ('preset', 'steps', 'tokens', 'wall_seconds', 'device', 'val_nelbo',
-                                       'val_ppl_bound', 'val_nll', 'val_ppl', 'params', 'seed',
-                                       # a chat fine-tune (dlm.sft): what it started from and its mix
-                                       'init', 'sft_tokens', 'text_tokens', 'chat_examples', 'text_every',
-                                       'dev_sft', 'lr')),
+                                       'val_ppl_bound', 'val_nll', 'val_ppl', 'params', 'seed') + SFT_PROVENANCE),
     }
-    if res.get('preset') == 'chat-sft' and res.get('history'):
-        # The fine-tune validates on fewer windows than the base run did: its own step-0 number
-        # is the comparable one.
-        man['provenance']['val_nelbo_at_start'] = res['history'][0]['val_nelbo']
-    if a.chat_template:
-        with open(a.chat_template) as f:
-            man['chat_template'] = json.load(f)
+    add_chat(man, res, a.chat_template)
     if family != 'ar':
         man['noise'] = {'type': 'masked', 'schedule': 'loglinear', 'eps': 1e-3}
         man['defaults'] = {'sampler': 'confidence_topk', 'steps': 32, 'max_tokens': 64,

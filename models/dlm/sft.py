@@ -1,4 +1,5 @@
-"""Supervised fine-tuning of an MDLM for chat, as LLaDA does it, mixed with continued pre-training.
+"""Supervised fine-tuning for chat, as LLaDA does it, mixed with continued pre-training: of an MDLM
+(`--family mdlm`, the default) or of an E2D2 block model (`--family e2d2`).
 
 SFT batches: the prompt (chat template rendered, encode_chat.mjs) stays clean; each example draws
 its own noise level t, and only response tokens are masked, each with probability (1 - eps) t.
@@ -8,6 +9,17 @@ where the engine stops). Loss: cross-entropy on masked response tokens with the 
 sigma'(t)/expm1(sigma(t)) (about 1/t), summed and divided by the number of response tokens.
 Text batches: the ordinary MDLM loss on windows of plain text, so unconditional generation (Gen
 PPL) does not drift; one step in `--text-every` is a text batch.
+
+E2D2 (`--family e2d2`, from a `dlm.train --family e2d2` run): the same data, weights and mix, with
+the family's own objective. Blocks are aligned at position 0 as the engine aligns them; the
+encoder reads the clean sequence, so the prompt's whole blocks are committed context and its
+remainder sits clean at the head of the first response block, exactly what the engine serves.
+Noise: one stratified t per block, response positions only, every block holding response tokens
+keeps a [MASK] (as E2D2's pre-training forces one per block), NELBO weight per position. Each step
+trains one of the run's block sizes. The canvas is the block: the answer's closing [EOS] is
+followed by [EOS] up to the end of its block (weighted by --pad-weight) and no further, since the
+engine stops at the first [EOS] of a finished block (--canvas-max is for MDLM only). Text
+batches: E2D2's pre-training loss.
 
 CPU-friendly: fp32 by default (bf16 autocast with --bf16 where the CPU has bf16 instructions: on
 this machine's AVX2-only EPYC a bf16 Linear ran at 0.16 GFLOP/s against fp32's 5, 30x slower, as
@@ -23,12 +35,15 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .dit import DiT, DiTConfig, count_params, padding_bias
+from .e2d2 import E2D2, block_noise, e2d2_loss
 from .mdlm import loglinear_sigma, masked_nelbo
 from .train import TokenStream
 from .train_state import ema_copy, ema_update
@@ -50,15 +65,17 @@ class ChatExamples:
 
 
 def sft_batch(ex: ChatExamples, rows: np.ndarray, rng: np.random.Generator, eos: int, pad: int,
-              max_len: int, canvas_max: int, pad_weight: float = 1.0):
+              max_len: int, canvas_max: int, pad_weight: float = 1.0, align: int = 1):
     """tokens [B,L], attention mask [B,L], response weights [B,L] float: 1 on the response and
-    its closing [EOS], `pad_weight` on the [EOS] padding after it, 0 elsewhere."""
+    its closing [EOS], `pad_weight` on the [EOS] padding after it, 0 elsewhere. align: each row's
+    [EOS] padding goes on to a multiple of it (a block model's block size)."""
     seqs, resp = [], []
     for i in rows:
         p, r = ex.example(int(i))
         lo = len(r)
         hi = max(lo, min(canvas_max, max_len - len(p)))
         R = int(rng.integers(lo, hi + 1))
+        R += -(len(p) + R) % align
         seq = np.concatenate([p, r, np.full(R - lo, eos, dtype=np.int64)])
         seqs.append(seq)
         resp.append(np.concatenate([np.zeros(len(p)), np.ones(lo), np.full(R - lo, pad_weight)]))
@@ -85,12 +102,31 @@ def sft_loss(model, tokens, attn, rmask, mask_id: int, gen: torch.Generator, eps
     xt = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
     w = ((1 - eps) / (1 - (1 - eps) * t) / torch.expm1(sigma))[:, None] * masked * rmask
     xt, tokens, attn, w, rmask = (x.to(device) for x in (xt, tokens, attn, w, rmask))
-    logits = model(xt, attn_bias=padding_bias(attn))
+    return response_loss(model(xt, attn_bias=padding_bias(attn)), tokens, w, rmask, mask_id)
+
+
+def response_loss(logits, tokens, w, rmask, mask_id: int):
+    """(loss, detached loss): cross-entropy weighted by w ([MASK] never predicted), summed and
+    divided by the number of response positions (rmask > 0)."""
+    B, L = tokens.shape
     logits = logits.float()
     logits[..., mask_id] = -1e9
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1), reduction='none').view(B, L)
     loss = (nll * w).sum() / (rmask > 0).sum().clamp(min=1)
     return loss, loss.detach()
+
+
+def e2d2_sft_loss(model: E2D2, tokens, rmask, mask_id: int, gen: torch.Generator, eps: float,
+                  block_size: int, device='cpu', force=True):
+    """(loss, detached loss): the SFT objective under E2D2's block noise (see the module's
+    docstring); force=False leaves the draw alone (evaluation: the estimate stays unbiased)."""
+    resp = rmask > 0
+    xt, masked, t = block_noise(tokens, mask_id, block_size, gen, eps, 0.0, 1.0, force, allowed=resp)
+    w = (1 - eps) / (1 - (1 - eps) * t) / torch.expm1(loglinear_sigma(t, eps)) * masked * rmask
+    # No attention mask: rows are padded to whole blocks (sft_batch's align), and a later block is
+    # never a key of an earlier one, so a row's batch padding is invisible to it.
+    xt, tokens, w, rmask = (x.to(device) for x in (xt, tokens, w, rmask))
+    return response_loss(model(xt, tokens, block_size), tokens, w, rmask, mask_id)
 
 
 def text_loss(model, x0, mask_id: int, gen: torch.Generator, eps: float, device='cpu'):
@@ -103,6 +139,50 @@ def text_loss(model, x0, mask_id: int, gen: torch.Generator, eps: float, device=
     return masked_nelbo(model(xt), x0, masked, t, sigma, eps, mask_id, 'elbo')
 
 
+@dataclass(frozen=True)
+class SftFamily:
+    """What a fine-tuned family brings; the data, batching, loop, schedule, EMA, checkpoints and
+    results are shared. bs is the step's block size (1: not a block model); train=False is an
+    evaluation (fixed block size, no forced masks).
+    build(init results.json, args) -> network; block_size(args, gen, train) -> bs;
+    sft(args, model, tokens, attn, rmask, mask_id, gen, bs, train) -> (loss, shown);
+    text(args, model, x0, mask_id, gen, bs, train) -> (loss, NELBO); canvas(args) -> canvas_max
+    for sft_batch; results(init results.json) -> what results.json adds for the exporter."""
+    build: Callable
+    block_size: Callable
+    sft: Callable
+    text: Callable
+    canvas: Callable
+    results: Callable
+
+
+def _e2d2_sizes(res0: dict) -> list[int]:
+    return list(res0.get('block_sizes', [4]))
+
+
+FAMILIES = {
+    'mdlm': SftFamily(
+        build=lambda res0, a: DiT(DiTConfig(**{**res0['config'], 'dropout': a.dropout})),
+        block_size=lambda a, gen, train: 1,
+        sft=lambda a, m, tok, attn, rm, mask_id, gen, bs, train: sft_loss(m, tok, attn, rm, mask_id, gen, a.eps, a.device),
+        text=lambda a, m, x0, mask_id, gen, bs, train: text_loss(m, x0, mask_id, gen, a.eps, a.device),
+        canvas=lambda a: a.canvas_max,
+        results=lambda res0: {}),
+    'e2d2': SftFamily(
+        build=lambda res0, a: E2D2(DiTConfig(**{**res0['config'], 'dropout': a.dropout}), res0['dec_layers']),
+        # One of the trained sizes per step, as dlm.train's E2D2 loss draws them; evaluation at the
+        # first (the served default).
+        block_size=lambda a, gen, train: a.block_sizes[int(torch.randint(len(a.block_sizes), (1,), generator=gen))]
+        if train else a.block_sizes[0],
+        sft=lambda a, m, tok, attn, rm, mask_id, gen, bs, train: e2d2_sft_loss(
+            m, tok, rm, mask_id, gen, a.eps, bs, a.device, force=train),
+        text=lambda a, m, x0, mask_id, gen, bs, train: e2d2_loss(m, x0.to(a.device), mask_id, gen, bs, eps=a.eps,
+                                                                 force=train),
+        canvas=lambda a: 0,
+        results=lambda res0: {'block_sizes': _e2d2_sizes(res0), 'dec_layers': res0['dec_layers']}),
+}
+
+
 def lr_at(elapsed: float, budget: float, peak: float, warmup_s: float, floor=0.1) -> float:
     if elapsed < warmup_s:
         return peak * max(0.05, elapsed / warmup_s)
@@ -111,24 +191,25 @@ def lr_at(elapsed: float, budget: float, peak: float, warmup_s: float, floor=0.1
 
 
 @torch.no_grad()
-def evaluate(model, ex, dev_rows, text_val, mask_id, eos, pad, a):
+def evaluate(model, ex, dev_rows, text_val, mask_id, eos, pad, a, fam: SftFamily):
     """SFT loss on the dev rows and the text NELBO on validation windows, with fixed seeds."""
     model.eval()
     gen = torch.Generator().manual_seed(1234)
     rng = np.random.default_rng(1234)
+    bs = fam.block_size(a, gen, False)
     s, n = 0.0, 0
     for i in range(0, len(dev_rows), a.sft_batch):
-        tok, attn, rm = sft_batch(ex, dev_rows[i:i + a.sft_batch], rng, eos, pad, a.max_len, a.canvas_max,
-                                  a.pad_weight)
+        tok, attn, rm = sft_batch(ex, dev_rows[i:i + a.sft_batch], rng, eos, pad, a.max_len, fam.canvas(a),
+                                  a.pad_weight, bs)
         with autocast(a):
-            _, l = sft_loss(model, tok, attn, rm, mask_id, gen, a.eps, a.device)
+            _, l = fam.sft(a, model, tok, attn, rm, mask_id, gen, bs, False)
         s += float(l)
         n += 1
     w = text_val.windows()[:a.val_windows]
     tv, m = 0.0, 0
     for i in range(0, len(w), a.text_batch):
         with autocast(a):
-            _, nelbo = text_loss(model, w[i:i + a.text_batch], mask_id, gen, a.eps, a.device)
+            _, nelbo = fam.text(a, model, w[i:i + a.text_batch], mask_id, gen, bs, False)
         tv += float(nelbo)
         m += 1
     model.train()
@@ -149,7 +230,9 @@ def save(path, state: dict):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--init', required=True, help='run folder with ema.pt + results.json (dlm.from_onnx)')
+    ap.add_argument('--family', choices=sorted(FAMILIES), default='mdlm',
+                    help='mdlm, or e2d2 (--init is then a dlm.train --family e2d2 run)')
+    ap.add_argument('--init', required=True, help='run folder with ema.pt + results.json (dlm.from_onnx, dlm.train)')
     ap.add_argument('--chat', required=True, help='encode_chat.mjs output prefix')
     ap.add_argument('--text', required=True, help='folder with train.bin, val.bin (same tokenizer)')
     ap.add_argument('--out', required=True)
@@ -161,7 +244,8 @@ def main(argv=None):
     ap.add_argument('--text-batch', type=int, default=12)
     ap.add_argument('--text-seq', type=int, default=256)
     ap.add_argument('--text-every', type=int, default=3, help='one step in N is a plain-text batch')
-    ap.add_argument('--canvas-max', type=int, default=96, help='EOS-padded response length drawn up to this')
+    ap.add_argument('--canvas-max', type=int, default=96,
+                    help='EOS-padded response length drawn up to this (mdlm; e2d2 pads to the end of the block)')
     ap.add_argument('--max-len', type=int, default=256)
     ap.add_argument('--ema', type=float, default=0.998)
     ap.add_argument('--eps', type=float, default=1e-3)
@@ -182,14 +266,18 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
+    fam = FAMILIES[a.family]
     res0 = json.load(open(os.path.join(a.init, 'results.json')))
+    if res0.get('family', a.family) != a.family:
+        raise SystemExit(f"{a.init}: a {res0['family']!r} run, not {a.family!r} (--family)")
+    a.block_sizes = _e2d2_sizes(res0)
     cfg = DiTConfig(**{**res0['config'], 'dropout': a.dropout})
     tok_json = json.load(open(os.path.join(a.text, 'tokenizer.json'))) if os.path.exists(
         os.path.join(a.text, 'tokenizer.json')) else None
     vocab = tok_json['model']['vocab'] if tok_json else None
     mask_id, eos, pad = (vocab['[MASK]'], vocab['[EOS]'], vocab['[PAD]']) if vocab else (3, 2, 0)
 
-    model = DiT(cfg)
+    model = fam.build(res0, a)
     model.load_state_dict({k: v.float() for k, v in torch.load(os.path.join(a.init, 'ema.pt'), map_location='cpu').items()})
     model.to(a.device)
     model.train()
@@ -226,7 +314,7 @@ def main(argv=None):
                     'state': st, 'config': cfg.to_dict()})
 
     if st['step'] == 0:
-        d, v = evaluate(ema, ex, dev_rows, text_val, mask_id, eos, pad, a)
+        d, v = evaluate(ema, ex, dev_rows, text_val, mask_id, eos, pad, a, fam)
         st['history'].append({'step': 0, 'dev_sft': round(d, 4), 'val_nelbo': round(v, 4)})
         print(json.dumps(st['history'][-1]), file=log, flush=True)
     win_t, win_tok = time.time(), 0
@@ -235,15 +323,16 @@ def main(argv=None):
         for g in opt.param_groups:
             g['lr'] = lr_at(elapsed, budget, a.lr, a.warmup_minutes * 60)
         is_text = st['step'] % a.text_every == a.text_every - 1
+        bs = fam.block_size(a, gen, True)
         with autocast(a):
             if is_text:
                 x0 = text.batch(a.text_batch, rng)
-                loss, shown = text_loss(model, x0, mask_id, gen, a.eps, a.device)
+                loss, shown = fam.text(a, model, x0, mask_id, gen, bs, True)
                 n_tok = x0.numel()
             else:
                 rows = rng.choice(train_rows, size=a.sft_batch, replace=False)
-                tok, attn, rm = sft_batch(ex, rows, rng, eos, pad, a.max_len, a.canvas_max, a.pad_weight)
-                loss, shown = sft_loss(model, tok, attn, rm, mask_id, gen, a.eps, a.device)
+                tok, attn, rm = sft_batch(ex, rows, rng, eos, pad, a.max_len, fam.canvas(a), a.pad_weight, bs)
+                loss, shown = fam.sft(a, model, tok, attn, rm, mask_id, gen, bs, True)
                 n_tok = int(attn.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -260,7 +349,7 @@ def main(argv=None):
                               'elapsed_s': round(now - t0)}), file=log, flush=True)
             win_t, win_tok = now, 0
         if time.time() - last_eval > a.eval_minutes * 60:
-            d, v = evaluate(ema, ex, dev_rows, text_val, mask_id, eos, pad, a)
+            d, v = evaluate(ema, ex, dev_rows, text_val, mask_id, eos, pad, a, fam)
             st['history'].append({'step': st['step'], 'dev_sft': round(d, 4), 'val_nelbo': round(v, 4),
                                   'elapsed_s': round(time.time() - t0)})
             print(json.dumps(st['history'][-1]), file=log, flush=True)
@@ -269,13 +358,14 @@ def main(argv=None):
             checkpoint()
             last_ckpt = time.time()
     checkpoint()
-    d, v = evaluate(ema, ex, dev_rows, text_val, mask_id, eos, pad, a)
+    d, v = evaluate(ema, ex, dev_rows, text_val, mask_id, eos, pad, a, fam)
     st['history'].append({'step': st['step'], 'dev_sft': round(d, 4), 'val_nelbo': round(v, 4),
                           'elapsed_s': round(time.time() - t0)})
     print(json.dumps(st['history'][-1]), file=log, flush=True)
     torch.save({k: t.detach().float().cpu() for k, t in ema.state_dict().items()}, os.path.join(a.out, 'ema.pt'))
     results = {
-        'family': 'mdlm', 'preset': 'chat-sft', 'config': cfg.to_dict(), 'params': count_params(ema),
+        'family': a.family, 'preset': 'chat-sft', 'config': cfg.to_dict(), 'params': count_params(ema),
+        **fam.results(res0),
         'init': res0.get('provenance', {}), 'steps': st['step'],
         'tokens': st['sft_tokens'] + st['text_tokens'], 'sft_tokens': st['sft_tokens'],
         'text_tokens': st['text_tokens'], 'wall_seconds': round(time.time() - t0, 1),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU run that trains every shipped model on the full corpus (issue 14, item 4): the MDLM
-# default, its chat fine-tune, the AR judge, Duo, LDDM, LDDM-U, BD3-LM, E2D2 and the AS-ARM, all at once
+# default, its chat fine-tune, the AR judge, Duo, LDDM, LDDM-U, BD3-LM, E2D2 (and its chat fine-tune) and the AS-ARM, all at once
 # on one H100/H200 (each ~8-19M parameters: the GPU's memory holds them all), inside one device
 # call of at most 10 minutes. The weights come back as fp16 state dicts and are exported HERE,
 # on the CPU, by the same exporters the tests check (the device's torch 2.x exports differently).
@@ -10,6 +10,7 @@
 #             train.bin,val.bin,chat_train.bin,chat_train.idx}), checks what would travel against
 #             the device tool's 64 MiB and prints the calls to make
 #   there:  bash models/gpu/train_all.sh --run [--minutes 6] [--sft-minutes 1.5]
+#             (the default and E2D2 pre-train for minutes - sft-minutes, then their chat SFT runs)
 #             trains; $OUT gets summary.json and the first parts of the weights
 #   there:  bash models/gpu/train_all.sh --collect K      (K = 1, 2, ...: call at once, while warm)
 #             copies the next parts into $OUT (at most 4 parts of 15 MiB a call: the tool returns
@@ -90,7 +91,8 @@ train() {  # device, minutes, sft minutes, extra dlm.train flags for every run
   for spec in "${RUNS[@]}"; do
     IFS='|' read -r name fam flags <<<"$spec"
     preset=${fam#*:}; fam=${fam%%:*}
-    local m=$min; [[ $name == default ]] && m=$("$PY" -c "print(max(0.05, $min - $sft))")
+    # The two chat models (MDLM default, E2D2) fine-tune after their pre-training, inside the same minutes.
+    local m=$min; [[ $name == default || $name == e2d2 ]] && m=$("$PY" -c "print(max(0.05, $min - $sft))")
     # A run that overstays its budget (start-up, evaluations) is cut, so the weights of the
     # others still come back inside the call: dlm.train saves ema.pt only at its end, so the
     # cap leaves it two minutes past the budget.
@@ -103,6 +105,10 @@ train() {  # device, minutes, sft minutes, extra dlm.train flags for every run
        mkdir -p "$work/runs/chat"
        "$PY" -m dlm.sft --init "$work/runs/default" --chat "$data/chat_train" --text "$data" --out "$work/runs/chat" \
          --minutes "$sft" --device "$dev" $CHAT_FLAGS ${SFT_EXTRA:-} > "$work/runs/chat/stdout.log" 2>&1 || exit $?
+     elif [[ $name == e2d2 ]]; then
+       mkdir -p "$work/runs/chat-e2d2"
+       "$PY" -m dlm.sft --family e2d2 --init "$work/runs/e2d2" --chat "$data/chat_train" --text "$data" --out "$work/runs/chat-e2d2" \
+         --minutes "$sft" --device "$dev" $CHAT_FLAGS ${SFT_EXTRA:-} > "$work/runs/chat-e2d2/stdout.log" 2>&1 || exit $?
      fi) &
     pids+=($!)
   done
@@ -179,6 +185,8 @@ PY
       chat) "$PY" -m dlm.export "${r[@]}" --name dlm-chat --chat-template data/chat_template.json \
               --description "MDLM chat model: the default pre-trained on the full corpus, then LLaDA-style SFT" &&
             "$PY" -m dlm.export_kv --model "$out" ;;
+      chat-e2d2) "$PY" -m dlm.e2d2_export "${r[@]}" --name e2d2-chat --chat-template data/chat_template.json \
+              --description "E2D2 chat model: E2D2 pre-trained on the full corpus, then LLaDA-style SFT (dlm.sft --family e2d2)" ;;
       judge) "$PY" -m dlm.export "${r[@]}" --name judge ;;
       duo|lddm|lddmu) "$PY" -m dlm.export_uniform "${r[@]}" --name "$name" --card ;;
       bd3lm) "$PY" -m dlm.export_bd3lm "${r[@]}" --name bd3lm ;;

@@ -12,7 +12,7 @@ from tests.test_train import make_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, 'models', 'gpu', 'train_all.sh')
-NAMES = ['asarm', 'bd3lm', 'chat', 'default', 'duo', 'e2d2', 'judge', 'lddm', 'lddmu']
+NAMES = ['asarm', 'bd3lm', 'chat', 'chat-e2d2', 'default', 'duo', 'e2d2', 'judge', 'lddm', 'lddmu']
 
 
 def test_smoke_trains_packs_imports_and_loads_every_model(tmp_path):
@@ -30,10 +30,12 @@ def test_smoke_trains_packs_imports_and_loads_every_model(tmp_path):
     summary = json.load(open(work / 'ret' / 'summary.json'))
     assert sorted(summary) == NAMES and not [n for n, s in summary.items() if 'error' in s]
     assert summary['chat']['family'] == 'mdlm' and summary['chat']['preset'] == 'chat-sft'
+    assert summary['chat-e2d2']['family'] == 'e2d2' and summary['chat-e2d2']['preset'] == 'chat-sft'
     parts = sorted(os.listdir(work / 'back'))
     assert parts[0] == 'summary.json' or 'weights.tar.part00' in parts
     for name in NAMES:
         m = json.load(open(work / 'zoo' / name / 'model.json'))
         assert f"loads {work / 'zoo' / name}/" in p.stdout, name
-        if name == 'chat':
-            assert m.get('chat_template'), 'the chat model carries the template it was trained with'
+        if name in ('chat', 'chat-e2d2'):
+            assert m.get('chat_template'), 'the chat models carry the template they were trained with'
+            assert m['family'] == ('e2d2' if name == 'chat-e2d2' else 'mdlm')
