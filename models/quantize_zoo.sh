@@ -10,7 +10,7 @@
 # crushes (mean KL to fp32 0.02-0.05 nats with it, 1e-5 without, engine/eval/precision-drift.ts);
 # the default's head quantizes well (0.0021 vs 0.0018) and is 13% of its MatMul work, so it is int8.
 # --default-on cpu only where the card shows int8's Gen PPL within 5% of fp32's and bench:int8
-# shows int8 faster: Duo and LDDM. Not the default model (+6.8% Gen PPL on its card), E2D2 (+11.7%),
+# shows int8 faster: Duo and LDDM. Not the default model (npm run int8-quality: NELBO +0.12%, but Gen PPL +22.7% over two seed sets of 32), E2D2 (+11.7%),
 # BD3-LM (x0.86-0.93 tokens/s) or AS-ARM (x1.03): they serve int8 only when asked.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -8,11 +8,12 @@
 // whose other sections come from a family's own benchmark), leaving the rest of the card as is.
 // With --chat-pairs (held-out instruction pairs, models/data/build_instructions.py) it adds the
 // chat yardstick and real conversations through the model's chat template.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModelDir, type Precision } from '../manifest.js';
 import type { ChatMessage } from '../../tokenizer/chat.js';
+import { upsertSection } from './card-section.js';
 import { chatYardstick, pickPairs, readPairs, type ChatPair, type ChatYardstickResult, type ScoredExchange } from './chat-yardstick.js';
 import { sampleAndScore, type YardstickResult } from './yardstick.js';
 
@@ -112,7 +113,6 @@ Gen PPL is ${(100 * worst).toFixed(1)}% ${worst >= 0 ? 'above' : 'below'} fp32 (
   if (values['precision-only']) {
     if (precisions.length < 2) throw new Error(`${md.dir}: no int8 variant of every graph`);
     const path = join(md.dir, 'card.md');
-    const old = readFileSync(path, 'utf8');
     const section = `## fp32 and int8
 
 ${n} unconditional samples of ${L} tokens each (ignore_eos) per row, Gen PPL under \`models/zoo/judge\`,
@@ -122,12 +122,7 @@ ${int8Note}
 
 ${table}
 `;
-    const at = old.indexOf('## fp32 and int8');
-    const next = at >= 0 ? old.indexOf('\n## ', at + 1) : -1;
-    const samples = old.indexOf('## Samples');
-    const card = at >= 0 ? old.slice(0, at) + section + (next >= 0 ? old.slice(next + 1) : '')
-      : samples >= 0 ? old.slice(0, samples) + section + old.slice(samples) : `${old.trimEnd()}\n\n${section}`;
-    writeFileSync(path, card);
+    writeFileSync(path, upsertSection(readFileSync(path, 'utf8'), '## fp32 and int8', section));
     console.log(section);
     return;
   }
@@ -177,8 +172,14 @@ From prompts (default sampler, 48 tokens):
 
 ${prompted.map((p) => `**${p.prompt}** ...\n\n${q(p.text)}`).join('\n\n')}
 ${chat}`;
-  writeFileSync(join(md.dir, 'card.md'), card);
-  console.log(card);
+  // The int8 quality section comes from npm run int8-quality --card: a full card keeps it.
+  const path = join(md.dir, 'card.md');
+  const prev = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const at = prev.indexOf('## int8 quality\n');
+  const next = at >= 0 ? prev.indexOf('\n## ', at + 1) : -1;
+  const full = at >= 0 ? upsertSection(card, '## int8 quality', prev.slice(at, next >= 0 ? next + 1 : undefined)) : card;
+  writeFileSync(path, full);
+  console.log(full);
 }
 
 void main();

@@ -20,6 +20,48 @@ export interface Drift {
   meanKl: number;
 }
 
+/**
+ * Drift of one set of logits from a reference, accumulated position by position: the measures
+ * of Drift over the positions compared so far. `skip` is a token id neither side may predict
+ * (SUBS' [MASK]), left out of both distributions.
+ */
+export class LogitDrift {
+  positions = 0;
+  maxAbsDiff = 0;
+  private agree = 0;
+  private kl = 0;
+
+  constructor(private readonly V: number, private readonly skip: number | null) {}
+
+  /** Compares row p of a (reference) and b, both [rows, V]. */
+  add(a: Float32Array, b: Float32Array, p: number): void {
+    const V = this.V, skip = this.skip, o = p * V;
+    let ia = 0, ib = 0, ma = -Infinity, mb = -Infinity;
+    for (let v = 0; v < V; v++) {
+      if (v === skip) continue;
+      const x = a[o + v]!, y = b[o + v]!;
+      if (x !== y) this.maxAbsDiff = Math.max(this.maxAbsDiff, Math.abs(x - y)); // equal -inf (a masked-out id) is no drift
+      if (x > ma) { ma = x; ia = v; }
+      if (y > mb) { mb = y; ib = v; }
+    }
+    let za = 0, zb = 0;
+    for (let v = 0; v < V; v++) if (v !== skip) { za += Math.exp(a[o + v]! - ma); zb += Math.exp(b[o + v]! - mb); }
+    const la = Math.log(za), lb = Math.log(zb);
+    let kl = 0;
+    for (let v = 0; v < V; v++) {
+      if (v === skip) continue;
+      const lpa = a[o + v]! - ma - la, lpb = b[o + v]! - mb - lb;
+      if (lpa > -Infinity) kl += Math.exp(lpa) * (lpa - lpb);
+    }
+    this.kl += kl;
+    if (ia === ib) this.agree++;
+    this.positions++;
+  }
+
+  get top1Agreement(): number { return this.agree / Math.max(1, this.positions); }
+  get meanKl(): number { return this.kl / Math.max(1, this.positions); }
+}
+
 export async function precisionDrift(modelDir: string, prompts: number[][], params: GenerationParams, threads?: number): Promise<Drift> {
   const [ref, q] = await Promise.all([DirectRunner.open(modelDir, threads, 'fp32'), DirectRunner.open(modelDir, threads, 'int8')]);
   const m = ref.dir.manifest;
@@ -27,29 +69,8 @@ export async function precisionDrift(modelDir: string, prompts: number[][], para
   if (!family) throw new Error(`${m.name}: family ${m.family} is not served`);
   const V = m.vocab_size;
   const maskId = m.noise?.type === 'masked' ? m.special_tokens.mask : null;
-  const d = { calls: 0, positions: 0, maxAbsDiff: 0, agree: 0, kl: 0 };
-  const compare = (a: Float32Array, b: Float32Array, p: number): void => {
-    let ia = 0, ib = 0, ma = -Infinity, mb = -Infinity;
-    for (let v = 0; v < V; v++) {
-      if (v === maskId) continue; // SUBS: the sampler never predicts [MASK]
-      const x = a[p * V + v]!, y = b[p * V + v]!;
-      if (x !== y) d.maxAbsDiff = Math.max(d.maxAbsDiff, Math.abs(x - y)); // equal -inf (a masked-out id) is no drift
-      if (x > ma) { ma = x; ia = v; }
-      if (y > mb) { mb = y; ib = v; }
-    }
-    let za = 0, zb = 0;
-    for (let v = 0; v < V; v++) if (v !== maskId) { za += Math.exp(a[p * V + v]! - ma); zb += Math.exp(b[p * V + v]! - mb); }
-    const la = Math.log(za), lb = Math.log(zb);
-    let kl = 0;
-    for (let v = 0; v < V; v++) {
-      if (v === maskId) continue;
-      const lpa = a[p * V + v]! - ma - la, lpb = b[p * V + v]! - mb - lb;
-      if (lpa > -Infinity) kl += Math.exp(lpa) * (lpa - lpb);
-    }
-    d.kl += kl;
-    if (ia === ib) d.agree++;
-    d.positions++;
-  };
+  const d = new LogitDrift(V, maskId); // SUBS: the sampler never predicts [MASK]
+  let calls = 0;
   const fp32 = ref.runner, int8 = q.runner;
   const comparing: Runner = {
     vocabSize: V,
@@ -62,9 +83,9 @@ export async function precisionDrift(modelDir: string, prompts: number[][], para
       const sameShape = tokens !== undefined && tokens.data.length === rows;
       for (let p = 0; p < rows; p++) {
         if (maskId !== null && sameShape && (tokens.data as BigInt64Array)[p] !== BigInt(maskId)) continue;
-        compare(a, b, p);
+        d.add(a, b, p);
       }
-      d.calls++;
+      calls++;
       return want; // decoding follows fp32, so both graphs always see the same feeds
     },
   };
@@ -74,5 +95,5 @@ export async function precisionDrift(modelDir: string, prompts: number[][], para
     await ref.close();
     await q.close();
   }
-  return { calls: d.calls, positions: d.positions, maxAbsDiff: d.maxAbsDiff, top1Agreement: d.agree / Math.max(1, d.positions), meanKl: d.kl / Math.max(1, d.positions) };
+  return { calls, positions: d.positions, maxAbsDiff: d.maxAbsDiff, top1Agreement: d.top1Agreement, meanKl: d.meanKl };
 }

@@ -52,20 +52,28 @@ def int8_weights(w: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
     return q, scale
 
 
-def int4_weights(w: np.ndarray, block: int) -> "tuple[np.ndarray, np.ndarray]":
-    """[K, N] float -> (uint8 [N, K/block, block/2] packed nibbles, fp32 scales [N * K/block]).
+def nbits_weights(w: np.ndarray, block: int, bits: int = 4) -> "tuple[np.ndarray, np.ndarray]":
+    """[K, N] float -> (uint8 [N, K/block, block*bits/8], fp32 scales [N * K/block]).
 
-    MatMulNBits' layout: per output column n, K split into blocks, two 4-bit values a byte (low
-    nibble first); value = (q - 8) * scale with the default zero point 8."""
+    MatMulNBits' layout: per output column n, K split into blocks, symmetric scale per block
+    (max |w| / (2^(bits-1) - 1)), value = (q - zero) * scale with the default zero point
+    2^(bits-1); 4-bit values two a byte (low nibble first), 8-bit values one a byte."""
     k, n = w.shape
     kp = -(-k // block) * block
     wt = np.zeros((n, kp), np.float32)
     wt[:, :k] = w.astype(np.float32).T
     blocks = wt.reshape(n, kp // block, block)
-    scale = (np.maximum(np.abs(blocks).max(axis=2), EPS) / np.float32(7)).astype(np.float32)
-    q = (np.clip(np.rint(blocks / scale[:, :, None]), -8, 7) + 8).astype(np.uint8)
+    qmax = 2 ** (bits - 1) - 1
+    scale = (np.maximum(np.abs(blocks).max(axis=2), EPS) / np.float32(qmax)).astype(np.float32)
+    q = (np.clip(np.rint(blocks / scale[:, :, None]), -qmax - 1, qmax) + qmax + 1).astype(np.uint8)
+    if bits == 8:
+        return q, scale.reshape(-1)
     packed = (q[:, :, 0::2] | (q[:, :, 1::2] << 4)).astype(np.uint8)
     return packed, scale.reshape(-1)
+
+
+def int4_weights(w: np.ndarray, block: int) -> "tuple[np.ndarray, np.ndarray]":
+    return nbits_weights(w, block, 4)
 
 
 class Weights:
@@ -132,15 +140,20 @@ def main() -> None:
     ap.add_argument("dst")
     ap.add_argument("--bits", type=int, choices=(8, 4), default=8)
     ap.add_argument("--weights", choices=("embed", "derive"), default="embed")
-    ap.add_argument("--block-size", type=int, default=32, help="int4: weights per scale along K")
+    ap.add_argument("--format", choices=("dqmm", "nbits"), default=None,
+                    help="dqmm: DynamicQuantizeMatMul (int8 only); nbits: MatMulNBits (default for --bits 4)")
+    ap.add_argument("--block-size", type=int, default=32, help="nbits: weights per scale along K")
     ap.add_argument("--min-elements", type=int, default=4096, help="leave smaller weights in float")
     ap.add_argument("--keep", action="append", default=[], help="leave MatMuls whose node name contains this in float (repeatable)")
     ap.add_argument("--role", help="record OUT as this graph's int8 variant in model.json beside IN")
     ap.add_argument("--default-on", action="append", default=[], choices=("cpu",), help="with --role: int8 is the default on this device")
     args = ap.parse_args()
+    args.format = args.format or ("nbits" if args.bits == 4 else "dqmm")
+    if args.format == "dqmm" and args.bits != 8:
+        raise SystemExit("--format dqmm is int8 only")
     if args.role and args.bits != 8:
         raise SystemExit("--role records int8 variants only (int4 is measured, not served)")
-    if args.weights == "derive" and args.bits != 8:
+    if args.weights == "derive" and args.format != "dqmm":
         raise SystemExit("--weights derive writes int8 only (int4 packing is not worth folding in-graph)")
     if args.weights == "derive" and os.path.dirname(os.path.abspath(args.src)) != os.path.dirname(os.path.abspath(args.dst)):
         raise SystemExit("--weights derive: OUT must sit in the same directory as IN (it reads IN's bytes)")
@@ -158,11 +171,11 @@ def main() -> None:
             continue
         k, n = w.dims
         base = f"{node.name or node.output[0]}_q"
-        if args.bits == 4:
-            packed, scale = int4_weights(numpy_helper.to_array(w), args.block_size)
+        if args.format == "nbits":
+            packed, scale = nbits_weights(numpy_helper.to_array(w), args.block_size, args.bits)
             inits += [numpy_helper.from_array(packed, f"{base}_B"), numpy_helper.from_array(scale, f"{base}_scales")]
             nodes.append(helper.make_node("MatMulNBits", [node.input[0], f"{base}_B", f"{base}_scales"], list(node.output),
-                                          domain=MS, name=base, K=k, N=n, bits=4, block_size=args.block_size, accuracy_level=4))
+                                          domain=MS, name=base, K=k, N=n, bits=args.bits, block_size=args.block_size, accuracy_level=4))
         elif args.weights == "embed":
             q, scale = int8_weights(numpy_helper.to_array(w))
             inits += [numpy_helper.from_array(q, f"{base}_B"), numpy_helper.from_array(scale, f"{base}_scale")]
@@ -216,7 +229,7 @@ def main() -> None:
     sha = hashlib.sha256(src_bytes).hexdigest()
     if args.role:
         record(args, sha)
-    print(f"{args.dst}: {done} MatMuls -> {'int4 MatMulNBits' if args.bits == 4 else 'int8 DynamicQuantizeMatMul'}"
+    print(f"{args.dst}: {done} MatMuls -> {f'int{args.bits} MatMulNBits' if args.format == 'nbits' else 'int8 DynamicQuantizeMatMul'}"
           f" ({args.weights}), {os.path.getsize(args.dst) / 1e6:.2f} MB; source sha256 {sha}")
 
 

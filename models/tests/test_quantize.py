@@ -87,3 +87,12 @@ def test_derive_points_at_the_source_bytes_and_records_the_variant(tmp_path):
     v = manifest["graphs"]["denoiser"]["variants"]["int8"]
     assert v["file"] == "g.int8.onnx" and v["source_sha256"] == hashlib.sha256(src).hexdigest()
     assert manifest["default_precision"] == {"cpu": "int8"}
+
+
+def test_nbits8_layout_is_one_byte_a_weight_around_zero_point_128():
+    w = np.random.default_rng(4).standard_normal((64, 3)).astype(np.float32)
+    q, scale = quantize.nbits_weights(w, 32, 8)
+    assert q.shape == (3, 2, 32) and q.dtype == np.uint8 and scale.shape == (6,)
+    deq = ((q.astype(np.float32) - 128) * scale.reshape(3, 2, 1)).reshape(3, 64).T
+    assert np.all(np.abs(deq - w) <= np.repeat(scale.reshape(3, 2), 32, axis=1).T / 2 + 1e-6)
+    assert np.abs(q.astype(np.int32) - 128).max() == 127  # each block uses its full range
