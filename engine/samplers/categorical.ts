@@ -102,3 +102,43 @@ export function sample(p: Float64Array, u: number): number {
   }
   return last; // rounding: u landed past the accumulated mass
 }
+
+// probBound's bands: d = (logit - max) / temperature in steps of 1/4 nat down to -8, each band's
+// count times the smallest weight it can hold (exp of its lower edge) bounding the sum from below.
+const BAND = 0.25;
+const BANDS = 32;
+const BAND_FLOOR = Float64Array.from({ length: BANDS }, (_, j) => Math.exp(-(j + 1) * BAND));
+const bandCounts = new Int32Array(BANDS);
+
+/**
+ * An upper bound on the probability draw() can return for any token of this row, at a fraction
+ * of draw's cost (two compare passes, no exp): every probability draw computes is a weight <= 1
+ * (exp of a logit minus the row's max) divided by the row's sum of weights, and that sum is at
+ * least the count of logits in each band below the max times the smallest weight in the band.
+ * The bound is loosened by 1e-9 relative, far beyond the rounding of the sum (4096 positive
+ * terms, under 1e-12 relative) and of fdlibm's exp (under 1 ulp). Infinity (no bound) where draw
+ * does not divide unnormalised weights by their sum: greedy, a top-k or top-p cut, a NaN or
+ * infinite max.
+ */
+export function probBound(logits: Float32Array, off: number, V: number, s: Shaping, banned: number | null): number {
+  if (s.temperature === 0 || (s.topK > 0 && s.topK < V) || s.topP < 1) return Infinity;
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) {
+    if (v === banned) continue;
+    const x = logits[off + v]!;
+    if (x > max) max = x;
+    else if (x !== x) return Infinity;
+  }
+  if (!(max > -Infinity && max < Infinity)) return Infinity;
+  const scale = 1 / s.temperature / BAND;
+  bandCounts.fill(0);
+  let sum = 0;
+  for (let v = 0; v < V; v++) {
+    if (v === banned) continue;
+    const b = (max - logits[off + v]!) * scale;
+    if (b === 0) sum++; // the max itself: a weight of exactly exp(0) = 1
+    else if (b < BANDS) bandCounts[b | 0]!++;
+  }
+  for (let j = 0; j < BANDS; j++) sum += bandCounts[j]! * BAND_FLOOR[j]!;
+  return 1 / (sum * (1 - 1e-9));
+}
