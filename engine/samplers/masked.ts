@@ -5,7 +5,7 @@
 // Schedule: MDLM's log-linear noise, alpha(t) = 1 - (1 - eps) t (the share of clean tokens), on
 // a uniform grid t_i = 1 - i / steps. SUBS: [MASK] is never predicted, clean tokens stay.
 import type { Rng } from '../rng.js';
-import { draw, drawn, probBound, type Shaping } from './categorical.js';
+import { draw, drawn, type Shaping } from './categorical.js';
 
 export const MASKED_SAMPLERS = [
   'ddpm', 'ddpm_cache', 'first_hitting', 'confidence_topk', 'confidence_threshold',
@@ -99,43 +99,12 @@ function proposals(x: MaskedStep): { pos: number; tok: number; conf: number }[] 
 /**
  * Confidence top-k (LLaDA's low-confidence remasking): propose a token everywhere, keep the k
  * most confident, where k spreads the remaining masked positions evenly over the remaining steps.
- *
- * Only the k kept proposals matter, and a draw (V exps) per masked position was most of a step's
- * time around the graph. So each position first gets an upper bound on any probability its draw
- * can return (probBound: two compare passes, no exp); positions are drawn in order of their
- * bounds, highest first, and drawing stops once k proposals are in hand and the next bound is
- * below the k-th best confidence drawn: every position left has a lower confidence than k drawn
- * ones, so it cannot be kept. The uniforms are taken in canvas order, one per masked position,
- * drawn or not, and the drawn proposals are sorted from canvas order as before: the same
- * positions get the same tokens, bit for bit, as drawing every position (a NaN confidence, which
- * sorts by no order, makes it draw them all).
  */
 export function confidenceTopkStep(x: MaskedStep): number {
-  const masked = maskedPositions(x.canvas, x.maskId);
-  const n = masked.length;
-  if (n === 0) return 0;
+  const props = proposals(x);
+  if (props.length === 0) return 0;
   const left = Math.max(1, x.steps - x.step);
-  const k = Math.min(n, Math.ceil(n / left));
-  const us = masked.map(() => x.rng.next());
-  const bounds = k === n ? null : masked.map((j) => probBound(x.logits, j * x.V, x.V, x.shaping, x.maskId));
-  const order = bounds ? masked.map((_, i) => i).sort((a, b) => bounds[b]! - bounds[a]!) : masked.map((_, i) => i);
-  const tok = new Int32Array(n).fill(-1);
-  const conf = new Float64Array(n);
-  const best: number[] = []; // the k highest confidences drawn, descending
-  let all = bounds === null;
-  for (const i of order) {
-    if (!all && best.length === k && bounds![i]! < best[k - 1]!) break;
-    const j = masked[i]!;
-    tok[i] = draw(x.logits, j * x.V, x.V, x.shaping, x.maskId, us[i]!);
-    const c = drawn.prob;
-    conf[i] = c;
-    if (c !== c) { all = true; continue; }
-    let at = best.length;
-    while (at > 0 && best[at - 1]! < c) at--;
-    if (at < k) { best.splice(at, 0, c); if (best.length > k) best.pop(); }
-  }
-  const props: { pos: number; tok: number; conf: number }[] = [];
-  for (let i = 0; i < n; i++) if (tok[i]! >= 0) props.push({ pos: masked[i]!, tok: tok[i]!, conf: conf[i]! });
+  const k = Math.min(props.length, Math.ceil(props.length / left));
   props.sort((a, b) => b.conf - a.conf || a.pos - b.pos);
   for (let i = 0; i < k; i++) x.canvas[props[i]!.pos] = props[i]!.tok;
   return k;
