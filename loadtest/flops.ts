@@ -22,3 +22,21 @@ export function rowFlops(s: DitShape, L: number): number {
   const perLayer = 2 * L * (4 * s.d * s.d + 2 * s.mlpRatio * s.d * s.d) + 2 * 2 * L * L * s.d;
   return s.layers * perLayer + 2 * L * s.d * s.vocab;
 }
+
+/** One weight product of a row batch: [rows, k] x [k, n], `count` times per forward. */
+export interface Product { k: number; n: number; count: number }
+
+/**
+ * The weight products one forward of the DiT runs (the ones the int8 variants quantize): per
+ * layer the fused q/k/v projection, the attention output, the MLP's two, then the output head.
+ */
+export function modelProducts(s: DitShape): Product[] {
+  const h = s.mlpRatio * s.d;
+  return [
+    { k: s.d, n: 3 * s.d, count: s.layers },
+    { k: s.d, n: s.d, count: s.layers },
+    { k: s.d, n: h, count: s.layers },
+    { k: h, n: s.d, count: s.layers },
+    { k: s.d, n: s.vocab, count: 1 },
+  ];
+}
