@@ -55,6 +55,7 @@ export function modelInfo(m: Manifest, device: string, precision = 'fp32'): Mode
       entropyWindow: d.entropy_window ?? BD3LM_ENTROPY.entropyWindow,
       ...(d.kv_cache !== undefined && d.kv_cache !== 'off' ? { kvCache: d.kv_cache } : {}),
       ...(d.cache_refresh !== undefined ? { cacheRefresh: d.cache_refresh } : {}),
+      ...(d.cache_block !== undefined ? { cacheBlock: d.cache_block } : {}),
     },
     limits: {
       maxSteps: MAX_STEPS,

@@ -95,9 +95,10 @@ const DefaultsSchema = z
     /** BD3-LM's entropy rule (engine/entropy-stop.ts): threshold in nats (0: off) and window. */
     min_entropy: z.number().nonnegative(),
     entropy_window: z.number().int().min(2),
-    /** MDLM with a denoiser_kv graph: the K/V cache mode and refresh period a request gets by default. */
+    /** MDLM with a denoiser_kv graph: the K/V cache mode, refresh period and sub-block a request gets by default. */
     kv_cache: z.enum(KV_CACHE_MODES),
     cache_refresh: z.number().int().positive(),
+    cache_block: z.number().int().positive(),
   })
   .partial()
   .catchall(z.unknown());

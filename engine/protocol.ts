@@ -57,6 +57,8 @@ export interface GenerationParams {
   kvCache?: KvCacheMode;
   /** With kvCache prefix or dual: also recompute the cache every this many calls (1: every call). */
   cacheRefresh?: number;
+  /** With kvCache prefix or dual: the sub-block length the window is cut into (absent: KV_SUB_BLOCK, 32). */
+  cacheBlock?: number;
 }
 
 export interface RemaskingParams {

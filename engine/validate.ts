@@ -58,7 +58,7 @@ function checkAdaptive(p: GenerationParams, model: ModelInfo): void {
   }
 }
 
-/** kv_cache / cache_refresh: only MDLM with a denoiser_kv graph reads them (engine/families/mdlm-kv.ts). */
+/** kv_cache / cache_refresh / cache_block: only MDLM with a denoiser_kv graph reads them (engine/families/mdlm-kv.ts). */
 function checkKvCache(model: ModelInfo, p: GenerationParams): void {
   const m = model.manifest;
   const mode = p.kvCache ?? 'off';
@@ -68,6 +68,12 @@ function checkKvCache(model: ModelInfo, p: GenerationParams): void {
   if (p.cacheRefresh !== undefined) {
     if (!Number.isInteger(p.cacheRefresh) || p.cacheRefresh < 1) throw new SettingsError('cache_refresh', `must be a positive integer, got ${p.cacheRefresh}`);
     if (mode === 'off') throw new SettingsError('cache_refresh', "applies to kv_cache 'prefix' or 'dual'; kv_cache is 'off'", 'unsupported_parameter');
+  }
+  if (p.cacheBlock !== undefined) {
+    if (!Number.isInteger(p.cacheBlock) || p.cacheBlock < 1 || p.cacheBlock > m.max_length) {
+      throw new SettingsError('cache_block', `must be an integer from 1 to the model's max_length ${m.max_length}, got ${p.cacheBlock}`);
+    }
+    if (mode === 'off') throw new SettingsError('cache_block', "applies to kv_cache 'prefix' or 'dual'; kv_cache is 'off'", 'unsupported_parameter');
   }
   if (mode === 'off') return;
   const refuse = (why: string): never => { throw new SettingsError('kv_cache', `'${mode}' is not available: ${why}`, 'unsupported_parameter'); };

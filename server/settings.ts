@@ -52,6 +52,8 @@ export const SETTINGS_SHAPE = {
   /** MDLM with a denoiser_kv graph: Fast-dLLM's approximate K/V caches, and how often they are recomputed. */
   kv_cache: z.enum(KV_CACHE_MODES).nullish(),
   cache_refresh: z.number().int().positive().nullish(),
+  /** The sub-block length the caches cut the window into; range in validateParams. */
+  cache_block: z.number().int().nullish(),
   stream_steps: z.boolean().nullish(),
   /** Step frames carry each masked position's proposal too (implies stream_steps). */
   stream_drafts: z.boolean().nullish(),
@@ -162,6 +164,8 @@ export function resolveParams(
   if (kvCache !== undefined && kvCache !== 'off') params.kvCache = kvCache;
   const cacheRefresh = s.cache_refresh ?? (params.kvCache !== undefined && params.kvCache === d.kvCache ? d.cacheRefresh : undefined);
   if (cacheRefresh !== undefined) params.cacheRefresh = cacheRefresh;
+  const cacheBlock = s.cache_block ?? (params.kvCache !== undefined && params.kvCache === d.kvCache ? d.cacheBlock : undefined);
+  if (cacheBlock !== undefined) params.cacheBlock = cacheBlock;
   if (minEntropy > 0) {
     params.minEntropy = minEntropy;
     if (entropyWindow !== undefined) params.entropyWindow = entropyWindow;

@@ -82,6 +82,9 @@ const REQUESTS: { prompt: number[]; params: GenerationParams }[] = [
   { prompt: [21], params: base({ seed: 15, sampler: 'confidence_threshold', confidenceThreshold: 0.3, kvCache: 'dual', cacheRefresh: 3, maxTokens: 24 }) },
   { prompt: [2, 4, 6, 8], params: base({ seed: 16, sampler: 'first_hitting', kvCache: 'prefix', cacheRefresh: 1, maxTokens: 20 }) },
   { prompt: [70, 71], params: base({ seed: 17, sampler: 'ddpm_cache', kvCache: 'dual', steps: 40, temperature: 0.8, topP: 0.9, maxTokens: 36 }) },
+  // cache_block: other sub-block lengths beside the default 32 in the same calls.
+  { prompt: [30, 31, 32], params: base({ seed: 18, sampler: 'confidence_topk', kvCache: 'dual', cacheBlock: 8, steps: 12, maxTokens: 40 }) },
+  { prompt: [33], params: base({ seed: 19, sampler: 'confidence_topk', kvCache: 'prefix', cacheBlock: 16, steps: 10, maxTokens: 50 }) },
 ];
 
 let batched: Core;

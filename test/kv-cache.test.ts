@@ -105,6 +105,28 @@ test('tiny-mdlm: approximate modes give valid output and charge the pool only wh
   }
 });
 
+test('tiny-mdlm: cache_block sets the sub-block: prefix refreshed every call = off at any block, dual over one window-long block = off', async () => {
+  const c = { sampler: 'confidence_topk' as const, maxTokens: 48, steps: 12 };
+  const off = await tiny.run(PROMPT, params(c)).result;
+  for (const cacheBlock of [1, 8, 48]) {
+    const exact = await tiny.run(PROMPT, params({ ...c, kvCache: 'prefix', cacheRefresh: 1, cacheBlock })).result;
+    assert.deepEqual(exact.tokens, off.tokens, `prefix, cache_refresh 1, cache_block ${cacheBlock} = off`);
+  }
+  // One sub-block as long as the window: dual's order is off's, and a refresh at every call is exact.
+  const one = await tiny.run(PROMPT, params({ ...c, kvCache: 'dual', cacheRefresh: 1, cacheBlock: 64 })).result;
+  assert.deepEqual(one.tokens, off.tokens, 'dual, cache_refresh 1, one sub-block over the whole window = off');
+  // Smaller sub-blocks decode left to right in pieces: the order, hence the sampled text, changes
+  // with the block (greedy, tiny-mdlm's most confident positions already run left to right).
+  const texts = new Set<string>();
+  for (const cacheBlock of [4, 16, 64]) {
+    const r = await tiny.run(PROMPT, params({ ...c, temperature: 1, kvCache: 'dual', cacheRefresh: 1, cacheBlock })).result;
+    assert.equal(r.tokens.length, 48);
+    assert.equal(r.done.usage.nfe, off.done.usage.nfe, `cache_block ${cacheBlock}: the window's steps split over its sub-blocks`);
+    texts.add(r.tokens.join());
+  }
+  assert.equal(texts.size, 3, 'each sub-block length gives its own decoding order');
+});
+
 test('tiny-mdlm: a cancel gives the K/V back; the others go on', async () => {
   const a = tiny.run(PROMPT, params({ maxTokens: 120, kvCache: 'dual', steps: 64 }));
   const b = tiny.run(PROMPT, params({ maxTokens: 60, kvCache: 'prefix' }));
@@ -192,9 +214,18 @@ test('tiny-mdlm: dual drafts come from the current sub-block\'s logits, and are 
   }
 });
 
-test('validateParams: kv_cache and cache_refresh errors name the field and say why', () => {
+test('validateParams: kv_cache, cache_refresh and cache_block errors name the field and say why', () => {
   const m = loadModelDir(TINY).manifest;
   validateParams(modelInfo(m, 'cpu'), params({ kvCache: 'dual', cacheRefresh: 4 }));
+  validateParams(modelInfo(m, 'cpu'), params({ kvCache: 'prefix', cacheBlock: m.max_length }));
+  for (const cacheBlock of [0, -3, 2.5, m.max_length + 1]) {
+    const e = refusal(m, { kvCache: 'dual', cacheBlock });
+    assert.equal(e.field, 'cache_block');
+    assert.match(e.detail, new RegExp(`integer from 1 to the model's max_length ${m.max_length}`));
+  }
+  const offBlock = refusal(m, { cacheBlock: 16 });
+  assert.equal(offBlock.field, 'cache_block');
+  assert.match(offBlock.detail, /kv_cache is 'off'/);
   assert.equal(refusal(m, { cacheRefresh: 2 }).field, 'cache_refresh');
   assert.match(refusal(m, { kvCache: 'prefix', cacheRefresh: 0 }).detail, /positive integer/);
   assert.match(refusal(m, { kvCache: 'bogus' as 'dual' }).detail, /one of off, prefix, dual/);
@@ -212,16 +243,17 @@ test('validateParams: kv_cache and cache_refresh errors name the field and say w
 
 test('a model.json default kv_cache reaches requests that set none, and yields to remdm', () => {
   const m = loadModelDir(TINY).manifest;
-  const info = modelInfo({ ...m, defaults: { ...m.defaults, kv_cache: 'dual', cache_refresh: 6 } }, 'cpu');
+  const info = modelInfo({ ...m, defaults: { ...m.defaults, kv_cache: 'dual', cache_refresh: 6, cache_block: 16 } }, 'cpu');
   assert.equal(info.defaults.kvCache, 'dual');
   const p = resolveParams({}, info, 4, 1);
-  assert.deepEqual([p.kvCache, p.cacheRefresh], ['dual', 6]);
+  assert.deepEqual([p.kvCache, p.cacheRefresh, p.cacheBlock], ['dual', 6, 16]);
+  assert.equal(resolveParams({ cache_block: 8 }, info, 4, 1).cacheBlock, 8, "a request's cache_block over the default's");
   const own = resolveParams({ kv_cache: 'prefix' }, info, 4, 1);
-  assert.deepEqual([own.kvCache, own.cacheRefresh], ['prefix', undefined], "the default's refresh goes with the default's mode");
+  assert.deepEqual([own.kvCache, own.cacheRefresh, own.cacheBlock], ['prefix', undefined, undefined], "the default's refresh and block go with the default's mode");
   const off = resolveParams({ kv_cache: 'off' }, info, 4, 1);
   assert.equal(off.kvCache, undefined);
   const remdm = resolveParams({ sampler: 'remdm' }, info, 4, 1);
-  assert.deepEqual([remdm.kvCache, remdm.cacheRefresh], [undefined, undefined]);
+  assert.deepEqual([remdm.kvCache, remdm.cacheRefresh, remdm.cacheBlock], [undefined, undefined, undefined]);
   assert.equal(modelInfo(m, 'cpu').defaults.kvCache, undefined, 'no default in model.json: off');
 });
 
@@ -238,6 +270,8 @@ test('server: kv_cache over the openai client, SSE and a WebSocket; errors name 
     const off = await create({});
     const exact = await create({ kv_cache: 'prefix', cache_refresh: 1 });
     assert.equal(exact.choices[0]!.text, off.choices[0]!.text);
+    const exactBlock = await create({ kv_cache: 'prefix', cache_refresh: 1, cache_block: 8 });
+    assert.equal(exactBlock.choices[0]!.text, off.choices[0]!.text);
     const dual = await create({ kv_cache: 'dual', temperature: 1 });
     assert.equal(dual.usage!.completion_tokens, 40);
 
@@ -251,6 +285,9 @@ test('server: kv_cache over the openai client, SSE and a WebSocket; errors name 
       [{ kv_cache: 'sometimes' }, 'kv_cache'],
       [{ cache_refresh: 2 }, 'cache_refresh'],
       [{ kv_cache: 'dual', cache_refresh: 0 }, 'cache_refresh'],
+      [{ kv_cache: 'dual', cache_block: 0 }, 'cache_block'],
+      [{ kv_cache: 'dual', cache_block: 4.5 }, 'cache_block'],
+      [{ cache_block: 16 }, 'cache_block'],
       [{ kv_cache: 'prefix', sampler: 'remdm' }, 'kv_cache'],
     ] as const) {
       await assert.rejects(create(extra), (err: unknown) => {
@@ -267,6 +304,7 @@ test('server: kv_cache over the openai client, SSE and a WebSocket; errors name 
     const settings = { max_tokens: 40, steps: 10, ignore_eos: true, temperature: 0, seed: 3 };
     ws.send(JSON.stringify({ type: 'generate', id: 'k1', prompt: 'The old', settings: { ...settings, kv_cache: 'prefix', cache_refresh: 1 } }));
     ws.send(JSON.stringify({ type: 'generate', id: 'k2', prompt: 'The old', settings: { ...settings, kv_cache: 'dual', cache_refresh: -1 } }));
+    ws.send(JSON.stringify({ type: 'generate', id: 'k3', prompt: 'The old', settings: { ...settings, kv_cache: 'dual', cache_block: 100000 } }));
     const until = async (pred: (f: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
       for (let i = 0; i < 400; i++) {
         const f = frames.find(pred);
@@ -280,6 +318,8 @@ test('server: kv_cache over the openai client, SSE and a WebSocket; errors name 
     assert.equal(text1, off.choices[0]!.text);
     const err = await until((f) => f.type === 'error' && f.id === 'k2');
     assert.match(String(err.message), /settings\.cache_refresh/);
+    const err3 = await until((f) => f.type === 'error' && f.id === 'k3');
+    assert.match(String(err3.message), /cache_block/);
     ws.close();
     const m = await waitIdle(s.base);
     assert.equal(m.get('dlm_cache_usage_ratio'), 0);

@@ -1,7 +1,8 @@
 // Fast-dLLM's approximate K/V caches for one MDLM sequence (issue 15, docs/approx-cache.md):
 // which denoiser_kv call the window's next step makes, what the sequence keeps of the answer,
 // and which part of the window the sampler moves. The window is cut into sub-blocks of
-// KV_SUB_BLOCK tokens. A refresh is one call over context + window with an empty past (every
+// `cache_block` tokens (KV_SUB_BLOCK when the request sets none). A refresh is one call over
+// context + window with an empty past (every
 // position a query: the plain denoiser's answer) that also returns every position's keys and
 // values; the calls after it query some positions against the kept K/V of the others, which
 // were computed while those queried positions held older tokens (the approximation).
@@ -28,7 +29,7 @@ import type { RowCall } from '../sequence.js';
 import { plannedSteps } from './masked-step.js';
 
 export const KV_ROLE = 'denoiser_kv';
-/** Sub-block length: Fast-dLLM's 32, a quarter of the default model's 128-token window. */
+/** Sub-block length when a request sets no cache_block: Fast-dLLM's 32, a quarter of the default model's 128-token window. */
 export const KV_SUB_BLOCK = 32;
 
 /** Lanes (layers x K/V heads) and head size of the kv graph's past_* / present_* tensors. */
@@ -76,6 +77,8 @@ export class KvWindow {
   /** dual: the current sub-block (window coordinates) and its step count. */
   private sub = { index: -1, from: 0, to: 0, step: 0, steps: 0 };
   private closed = false;
+  /** Sub-block length: the request's cache_block, else KV_SUB_BLOCK. */
+  private readonly block: number;
 
   constructor(
     readonly mode: Exclude<KvCacheMode, 'off'>,
@@ -83,7 +86,9 @@ export class KvWindow {
     private readonly shape: KvShape,
     private readonly maskId: number,
     private readonly pool: CacheManager | null,
-  ) {}
+  ) {
+    this.block = params.cacheBlock ?? KV_SUB_BLOCK;
+  }
 
   /** A new window: nothing kept carries over (its row is another). */
   open(): void {
@@ -115,7 +120,7 @@ export class KvWindow {
     const L = row.length;
     const due = this.past === null || (this.params.cacheRefresh !== undefined && this.since >= this.params.cacheRefresh - 1);
     if (this.mode === 'prefix') {
-      const boundary = C + KV_SUB_BLOCK * Math.floor(leadingDecoded(canvas, this.maskId) / KV_SUB_BLOCK);
+      const boundary = C + this.block * Math.floor(leadingDecoded(canvas, this.maskId) / this.block);
       if (due || boundary > this.keptTo) {
         this.plan = { kind: 'refresh', C, L, keep: range(0, boundary) };
         return this.refreshCall(row, C, W);
@@ -138,10 +143,10 @@ export class KvWindow {
   private pickSubBlock(canvas: Int32Array): void {
     const W = canvas.length;
     let index = Math.max(0, this.sub.index);
-    while (index * KV_SUB_BLOCK < W && !canvas.subarray(index * KV_SUB_BLOCK, Math.min(W, (index + 1) * KV_SUB_BLOCK)).includes(this.maskId)) index++;
+    while (index * this.block < W && !canvas.subarray(index * this.block, Math.min(W, (index + 1) * this.block)).includes(this.maskId)) index++;
     if (index === this.sub.index) return;
-    const from = index * KV_SUB_BLOCK;
-    const to = Math.min(W, from + KV_SUB_BLOCK);
+    const from = index * this.block;
+    const to = Math.min(W, from + this.block);
     const n = to - from;
     // The window's steps split by position, so the sub-blocks' shares add up to the window's.
     const S = this.params.steps;
