@@ -58,7 +58,7 @@ function checkAdaptive(p: GenerationParams, model: ModelInfo): void {
   }
 }
 
-/** kv_cache / cache_refresh / cache_block: only MDLM with a denoiser_kv graph reads them (engine/families/mdlm-kv.ts). */
+/** kv_cache / cache_refresh / cache_block: only MDLM and Duo with a denoiser_kv graph read them (engine/families/mdlm-kv.ts, duo-kv.ts). */
 function checkKvCache(model: ModelInfo, p: GenerationParams): void {
   const m = model.manifest;
   const mode = p.kvCache ?? 'off';
@@ -77,7 +77,7 @@ function checkKvCache(model: ModelInfo, p: GenerationParams): void {
   }
   if (mode === 'off') return;
   const refuse = (why: string): never => { throw new SettingsError('kv_cache', `'${mode}' is not available: ${why}`, 'unsupported_parameter'); };
-  if (m.family !== 'mdlm') refuse(`model ${m.name} is ${m.family}; the whole-sequence K/V caches exist for MDLM only (block families cache committed blocks exactly on their own)`);
+  if (m.family !== 'mdlm' && m.family !== 'duo') refuse(`model ${m.name} is ${m.family}; the whole-sequence K/V caches exist for MDLM and Duo only (block families cache committed blocks exactly on their own)`);
   if (!m.graphs.denoiser_kv) refuse(`model ${m.name} has no denoiser_kv graph (build it: cd models && python3 -m dlm.export_kv --model DIR)`);
   if (m.loopholing) refuse(`model ${m.name} carries a loopholing latent between steps, which the denoiser_kv graph does not take`);
   if (p.sampler === 'remdm') refuse("sampler 'remdm' remasks decoded tokens, so no decoded prefix stays fixed to cache");

@@ -1,6 +1,7 @@
-// One row through an MDLM model's two graphs (denoiser and denoiser_kv, models/dlm/export_kv.py)
-// in onnxruntime-node, with no engine around them: what the kv parity test and the approximate
-// cache measurement (loadtest/approx-graphs.ts) both drive.
+// One row through an MDLM or Duo model's two graphs (denoiser and denoiser_kv,
+// models/dlm/export_kv.py) in onnxruntime-node, with no engine around them: what the kv parity
+// test and the approximate cache measurement (loadtest/approx-graphs.ts) both drive. A Duo
+// model's graphs read sigma: pass it to denoise() and kv().
 import ort from 'onnxruntime-node';
 import { loadModelDir, type Manifest } from '../engine/manifest.js';
 import type { KvLayout } from '../engine/kv-positions.js';
@@ -26,6 +27,8 @@ export class KvModel {
   readonly nLayers: number;
   readonly nHeads: number;
   readonly headDim: number;
+  /** Whether the graphs read sigma (Duo). */
+  readonly timed: boolean;
 
   private constructor(readonly manifest: Manifest, private readonly plain: ort.InferenceSession, private readonly cached: ort.InferenceSession) {
     this.V = manifest.vocab_size;
@@ -33,6 +36,13 @@ export class KvModel {
     this.nLayers = a.n_layers;
     this.nHeads = a.n_kv_heads ?? a.n_heads;
     this.headDim = a.head_dim;
+    this.timed = manifest.graphs.denoiser!.inputs.includes('sigma');
+  }
+
+  private sigmaFeed(sigma: number | undefined): Record<string, ort.Tensor> {
+    if (!this.timed) return {};
+    if (sigma === undefined) throw new Error(`${this.manifest.name} reads sigma: pass the noise level`);
+    return { sigma: new ort.Tensor('float32', Float32Array.of(sigma), [1]) };
   }
 
   static async open(dir: string, threads = 0): Promise<KvModel> {
@@ -52,9 +62,10 @@ export class KvModel {
   }
 
   /** The plain denoiser over the whole row: [L, V]. */
-  async denoise(tokens: readonly number[]): Promise<Float32Array> {
+  async denoise(tokens: readonly number[], sigma?: number): Promise<Float32Array> {
     const L = tokens.length;
     const out = await this.plain.run({
+      ...this.sigmaFeed(sigma),
       tokens: new ort.Tensor('int64', i64(tokens), [1, L]),
       attention_mask: new ort.Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]),
     });
@@ -62,7 +73,7 @@ export class KvModel {
   }
 
   /** The kv graph: `tokens` at `positions` as queries against `past` (none: an empty cache). */
-  async kv(tokens: readonly number[], positions: readonly number[], past?: KvPast): Promise<KvOut> {
+  async kv(tokens: readonly number[], positions: readonly number[], past?: KvPast, sigma?: number): Promise<KvOut> {
     const L = tokens.length;
     const { lanes, headDim: Dh } = this.layout(L);
     // An empty past is one slot with mask 0, never a zero-sized axis (docs/model-format.md).
@@ -71,6 +82,7 @@ export class KvModel {
     const values = past && past.length > 0 ? past.values : new Float32Array(lanes * Dh);
     const dims = [1, this.nLayers, this.nHeads, P, Dh];
     const out = await this.cached.run({
+      ...this.sigmaFeed(sigma),
       tokens: new ort.Tensor('int64', i64(tokens), [1, L]),
       attention_mask: new ort.Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]),
       positions: new ort.Tensor('int64', i64(positions), [1, L]),

@@ -17,6 +17,8 @@ import { selectPositions } from '../engine/kv-positions.js';
 import { checkKvCases, type KvCase } from './helpers/kv-cases.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { KvModel, type KvOut } from '../loadtest/kv-model.js';
+import { Rng } from '../engine/rng.js';
+import { duoPlan, duoPrior, duoStep } from '../engine/samplers/duo.js';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const ZOO = join(REPO, 'models', 'zoo');
@@ -34,13 +36,15 @@ function worstDiff(a: Float32Array, b: Float32Array): number {
   return w;
 }
 
-for (const fp16 of [false, true]) {
-  test(`denoiser_kv matches PyTorch within ${TOL} and the plain denoiser (${fp16 ? 'fp16 weights' : 'fp32'})`, async () => {
+// Duo's kv graph reads sigma as its denoiser does (--family duo): every case at each row's own sigma.
+for (const family of ['mdlm', 'duo'] as const) for (const fp16 of [false, true]) {
+  test(`${family} denoiser_kv matches PyTorch within ${TOL} and the plain denoiser (${fp16 ? 'fp16 weights' : 'fp32'})`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dlm-kv-parity-'));
-    const r = spawnSync('/usr/bin/python3', ['-m', 'dlm.parity_kv', '--out', dir, ...(fp16 ? ['--fp16-weights'] : [])],
+    const r = spawnSync('/usr/bin/python3', ['-m', 'dlm.parity_kv', '--family', family, '--out', dir, ...(fp16 ? ['--fp16-weights'] : [])],
       { cwd: join(REPO, 'models'), encoding: 'utf8' });
     assert.equal(r.status, 0, `dlm.parity_kv failed: ${r.stderr}`);
     const index = JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as Index;
+    assert.ok(index.cases.every((c) => (c.inputs.sigma !== undefined) === (family === 'duo')), 'sigma is fed exactly to the Duo graph');
     // No tokenizer in this directory, so the graphs are opened by path rather than loadModelDir.
     const kv = await ort.InferenceSession.create(join(index.model, 'denoiser_kv.onnx'));
     const plain = await ort.InferenceSession.create(join(index.model, 'denoiser.onnx'));
@@ -48,7 +52,7 @@ for (const fp16 of [false, true]) {
     await checkKvCases(kv, dir, index.cases.filter((c) => c.name !== 'full'), TOL);
     // The same inputs through the plain denoiser graph: an empty cache changes nothing.
     const { feeds, out } = full!;
-    const ref = await plain.run({ tokens: feeds.tokens!, attention_mask: feeds.attention_mask! });
+    const ref = await plain.run({ tokens: feeds.tokens!, attention_mask: feeds.attention_mask!, ...(feeds.sigma ? { sigma: feeds.sigma } : {}) });
     const a = ref.logits!.data as Float32Array;
     const b = out.logits!.data as Float32Array;
     const am = feeds.attention_mask!.data as BigInt64Array;
@@ -113,20 +117,23 @@ function compare(exact: Float32Array, approx: Float32Array, V: number, rows: rea
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
+/** A zoo model's two graphs and the row both zoo tests decode: a real prompt and a 32-token window. */
+async function zooRow(name: string) {
+  const dir = join(ZOO, name);
+  const m = await KvModel.open(dir);
+  const tok = TextTokenizer.fromFile(loadModelDir(dir).tokenizerPath);
+  const prompt = await tok.encode('The jury said that the city had been');
+  const C = prompt.length;
+  const W = 32;
+  const L = C + W;
+  return { m, prompt, C, W, L, V: m.V, at: m.layout(L), all: range(0, L) };
+}
+
 for (const name of ['tiny-mdlm', 'default']) {
   test(`models/zoo/${name}: denoiser_kv equals the denoiser, reuses an exact cache exactly, and a stale one approximately`, async (t) => {
-    const dir = join(ZOO, name);
-    const m = await KvModel.open(dir);
-    const tok = TextTokenizer.fromFile(loadModelDir(dir).tokenizerPath);
+    const { m, prompt, C, W, L, V, at, all } = await zooRow(name);
     const mask = m.manifest.special_tokens.mask!;
-    const prompt = await tok.encode('The jury said that the city had been');
-    const C = prompt.length;
-    const W = 32;
-    const L = C + W;
-    const V = m.V;
-    const at = m.layout(L);
     const tokens = prompt.concat(new Array<number>(W).fill(mask));
-    const all = range(0, L);
 
     // (a) Empty cache, every position a query: the plain denoiser (same weights, another graph,
     // so only float summation order differs).
@@ -180,3 +187,56 @@ for (const name of ['tiny-mdlm', 'default']) {
     await m.release();
   });
 }
+
+test('models/zoo/duo-brown: denoiser_kv equals the denoiser at a sigma, reuses an exact cache exactly, and one kept over a Duo step approximately', async (t) => {
+  const { m, prompt, C, W, L, V, at, all } = await zooRow('duo-brown');
+  assert.ok(m.timed);
+  const eps = m.manifest.noise!.eps;
+  const gen = new Rng(7);
+  const rng = () => gen.next();
+  const canvas = duoPrior(W, V, rng);
+  const tokens = prompt.concat(Array.from(canvas));
+  const plan0 = duoPlan(0, 32, eps);
+  const plan1 = duoPlan(1, 32, eps);
+
+  // (a) Empty cache, every position a query, at the first step's sigma: the plain denoiser.
+  const plain = await m.denoise(tokens, plan0.sigma);
+  const first = await m.kv(tokens, all, undefined, plan0.sigma);
+  const a = worstDiff(plain, first.logits);
+  const scale = plain.reduce((s, x) => Math.max(s, Math.abs(x)), 0);
+  t.diagnostic(`(a) max |kv - denoiser| = ${a.toExponential(2)} (logits up to ${scale.toFixed(1)})`);
+  assert.ok(a <= 2e-4 * Math.max(1, scale), `(a) ${a}`);
+  assert.equal(compare(plain, first.logits, V, all).agree, 1);
+
+  // One Duo step: every canvas position redrawn from the posterior, and the next sigma.
+  const next = Int32Array.from(canvas);
+  duoStep({ sampler: 'duo', plan: plan0, logits: first.logits, canvasStart: C, V, canvas: next, x0: { temperature: 1, topP: 0.95, topK: 0 }, rng });
+  const nextTokens = prompt.concat(Array.from(next));
+  const changed = range(0, W).filter((i) => next[i] !== canvas[i]).length;
+  t.diagnostic(`one step at sigma ${plan0.sigma.toFixed(2)} -> ${plan1.sigma.toFixed(2)} changed ${changed} of ${W} canvas tokens`);
+  const exact = await m.kv(nextTokens, all, undefined, plan1.sigma);
+
+  // (b) A cache of the same tokens at the same sigma: prefix (the prompt cached) and dual (one
+  // 16-token sub-block queried) equal the full forward.
+  const sub = range(C, C + 16);
+  const rest = all.filter((p) => p < C || p >= C + 16);
+  const window = range(C, L);
+  const slice = (o: KvOut, keep: number[]) => ({ keys: selectPositions(o.keys, at, keep), values: selectPositions(o.values, at, keep), length: keep.length });
+  const rows = (o: Float32Array, ps: number[]) => Float32Array.from(ps.flatMap((p) => Array.from(o.subarray(p * V, (p + 1) * V))));
+  const b1 = worstDiff((await m.kv(window.map((p) => nextTokens[p]!), window, slice(exact, range(0, C)), plan1.sigma)).logits, rows(exact.logits, window));
+  const b2 = worstDiff((await m.kv(sub.map((p) => nextTokens[p]!), sub, slice(exact, rest), plan1.sigma)).logits, rows(exact.logits, sub));
+  t.diagnostic(`(b) same tokens and sigma: prefix cache ${b1.toExponential(2)}, dual cache ${b2.toExponential(2)}`);
+  assert.ok(b1 <= TOL * Math.max(1, scale / 10) && b2 <= TOL * Math.max(1, scale / 10), `(b) ${b1} ${b2}`);
+
+  // (c) The cache from before the step, reused after it: the prompt's keys/values (prefix) are
+  // stale in sigma only; the rest of the window's (dual) in sigma and in their resampled tokens.
+  const prefixStale = await m.kv(window.map((p) => nextTokens[p]!), window, slice(first, range(0, C)), plan1.sigma);
+  const dualStale = await m.kv(sub.map((p) => nextTokens[p]!), sub, slice(first, rest), plan1.sigma);
+  const cp = compare(rows(exact.logits, window), prefixStale.logits, V, range(0, W));
+  const cd = compare(rows(exact.logits, sub), dualStale.logits, V, range(0, 16));
+  t.diagnostic(`(c) stale prefix cache over ${W} positions: arg max agreement ${(100 * cp.agree).toFixed(1)}%, mean KL ${cp.kl.toExponential(2)} nats, max |dlogit| ${cp.maxAbs.toFixed(3)}`);
+  t.diagnostic(`(c) stale dual cache over 16 positions: arg max agreement ${(100 * cd.agree).toFixed(1)}%, mean KL ${cd.kl.toExponential(2)} nats, max |dlogit| ${cd.maxAbs.toFixed(3)}`);
+  assert.ok(cp.maxAbs > 10 * TOL && cd.maxAbs > 10 * TOL, 'a stale cache is really read (it must differ from the exact forward)');
+  assert.ok(cp.kl < 0.5 && cd.kl < 0.5, `stale caches stay close in distribution: prefix ${cp.kl}, dual ${cd.kl}`);
+  await m.release();
+});

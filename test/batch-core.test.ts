@@ -22,9 +22,9 @@ class Core {
   readonly batchSizes: number[] = [];
   private constructor(readonly core: EngineCore) {}
 
-  static async open(maxBatch: number): Promise<Core> {
+  static async open(maxBatch: number, modelDir = TINY): Promise<Core> {
     let self: Core | null = null;
-    const core = await EngineCore.open({ modelDir: TINY, device: 'cpu', threads: 1, maxBatch, maxQueue: 1024 }, {
+    const core = await EngineCore.open({ modelDir, device: 'cpu', threads: 1, maxBatch, maxQueue: 1024 }, {
       commit: (id, tokens) => self!.handlers.get(id)?.commit(tokens),
       step: (msg) => self!.handlers.get(msg.id)?.step(msg),
       error: () => {},
@@ -161,4 +161,34 @@ test('max batch 1 turns batching off: every call holds one sequence, and the tok
   const sizes = unbatched.batchSizes;
   assert.ok(sizes.length > 0);
   assert.deepEqual([...new Set(sizes)], [1]);
+});
+
+// Duo (models/zoo/duo-brown) with kv_cache rows (engine/families/duo-kv.ts) beside plain ones:
+// refresh rows (every position queried, sigma, empty past), cached rows of both modes with pasts
+// of different lengths, and plain denoiser rows, each at its own sigma.
+test('Duo: kv_cache prefix and dual rows batched with plain rows get the same tokens as alone', async () => {
+  const duoBase = (p: Partial<GenerationParams>): GenerationParams => base({ sampler: 'duo', steps: 10, topP: 0.95, ...p });
+  const duoRequests: { prompt: number[]; params: GenerationParams }[] = [
+    { prompt: [5, 6, 7], params: duoBase({ seed: 21, kvCache: 'prefix', maxTokens: 30 }) },
+    { prompt: Array.from({ length: 40 }, (_, i) => 50 + i), params: duoBase({ seed: 22, kvCache: 'dual', steps: 16, maxTokens: 100 }) },
+    { prompt: [21], params: duoBase({ seed: 23, sampler: 'duo_greedy', kvCache: 'dual', cacheRefresh: 3, maxTokens: 24 }) },
+    { prompt: [2, 4, 6, 8], params: duoBase({ seed: 24, kvCache: 'prefix', cacheRefresh: 2, maxTokens: 70 }) },
+    { prompt: [70, 71], params: duoBase({ seed: 25, maxTokens: 36 }) },
+    { prompt: [9], params: duoBase({ seed: 26, sampler: 'duo_greedy', steps: 4, maxTokens: 20 }) },
+  ];
+  const duo = await Core.open(16, 'models/zoo/duo-brown');
+  try {
+    const alone: Outcome[] = [];
+    for (const r of duoRequests) alone.push(await duo.run(r.prompt, r.params).result);
+    duo.batchSizes.length = 0;
+    const got = await Promise.all(duoRequests.map((r) => duo.run(r.prompt, r.params).result));
+    got.forEach((g, i) => {
+      assert.equal(g.tokens.length, duoRequests[i]!.params.maxTokens, `request ${i}`);
+      assert.deepEqual(g.tokens, alone[i]!.tokens, `request ${i} (${duoRequests[i]!.params.kvCache ?? 'off'})`);
+      assert.equal(g.done.usage.nfe, alone[i]!.done.usage.nfe, `request ${i}: the same network calls`);
+    });
+    assert.ok(Math.max(...duo.batchSizes) >= 3, `kv rows shared calls: ${duo.batchSizes.slice(0, 20)}`);
+  } finally {
+    await duo.core.close();
+  }
 });

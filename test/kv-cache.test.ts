@@ -13,53 +13,18 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import WebSocket from 'ws';
-import { EngineCore, modelInfo } from '../engine/core.js';
+import { modelInfo } from '../engine/core.js';
 import { loadModelDir, type Manifest } from '../engine/manifest.js';
-import type { DoneMsg, GenerationParams, StatsMsg, StepMsg } from '../engine/protocol.js';
+import type { GenerationParams } from '../engine/protocol.js';
 import { validateParams } from '../engine/validate.js';
 import { SettingsError } from '../engine/errors.js';
 import { resolveParams } from '../server/settings.js';
 import { serveWithClient } from './helpers/openai.js';
+import { cancelGivesKvBack, KvCore as Core } from './helpers/kv-core.js';
 import { waitIdle, type Served } from './helpers/served.js';
 
 const TINY = 'models/zoo/tiny-mdlm';
 const DEFAULT = 'models/zoo/default';
-
-interface Outcome { tokens: number[]; done: DoneMsg }
-
-/** EngineCore in this process, with the stats it pushes after every tick. */
-class Core {
-  private readonly waiting = new Map<number, { tokens: number[]; resolve(d: DoneMsg): void }>();
-  private nextId = 1;
-  readonly stats: StatsMsg[] = [];
-  readonly steps: StepMsg[] = [];
-  private constructor(readonly core: EngineCore) {}
-
-  static async open(modelDir: string, opts: { maxBatch?: number; cacheBudgetBytes?: number } = {}): Promise<Core> {
-    let self: Core | null = null;
-    const core = await EngineCore.open({ modelDir, device: 'cpu', threads: 1, maxQueue: 64, ...opts }, {
-      commit: (id, tokens) => self!.waiting.get(id)?.tokens.push(...tokens),
-      step: (m) => self!.steps.push(m),
-      error: (e) => { throw new Error(`engine error: ${e.message}`); },
-      done: (d) => { const w = self!.waiting.get(d.id); self!.waiting.delete(d.id); w?.resolve(d); },
-      stats: (s) => self!.stats.push(s),
-    });
-    self = new Core(core);
-    return self;
-  }
-
-  run(prompt: number[], params: GenerationParams): { id: number; result: Promise<Outcome> } {
-    const id = this.nextId++;
-    const tokens: number[] = [];
-    const result = new Promise<Outcome>((resolve) => {
-      this.waiting.set(id, { tokens, resolve: (done) => resolve({ tokens, done }) });
-    });
-    this.core.generate(id, prompt, params);
-    return { id, result };
-  }
-
-  get lastBytes(): number { return this.stats.at(-1)?.cacheBytes ?? -1; }
-}
 
 const params = (p: Partial<GenerationParams>): GenerationParams => ({
   maxTokens: 40, sampler: 'confidence_topk', steps: 16, temperature: 0, topP: 1, topK: 0, seed: 5,
@@ -127,17 +92,7 @@ test('tiny-mdlm: cache_block sets the sub-block: prefix refreshed every call = o
   assert.equal(texts.size, 3, 'each sub-block length gives its own decoding order');
 });
 
-test('tiny-mdlm: a cancel gives the K/V back; the others go on', async () => {
-  const a = tiny.run(PROMPT, params({ maxTokens: 120, kvCache: 'dual', steps: 64 }));
-  const b = tiny.run(PROMPT, params({ maxTokens: 60, kvCache: 'prefix' }));
-  while (!tiny.stats.some((s) => s.cacheBytes > 0)) await new Promise((r) => setTimeout(r, 5));
-  tiny.core.cancel(a.id);
-  const [ra, rb] = await Promise.all([a.result, b.result]);
-  assert.equal(ra.done.reason, 'cancelled');
-  assert.equal(rb.done.reason, 'length');
-  assert.equal(rb.tokens.length, 60);
-  assert.equal(tiny.lastBytes, 0);
-});
+test('tiny-mdlm: a cancel gives the K/V back; the others go on', () => cancelGivesKvBack(tiny, PROMPT, params));
 
 test('tiny-mdlm: K/V over the budget: the request runs uncached (exact) and finishes', async () => {
   const small = await Core.open(TINY, { cacheBudgetBytes: 4096 });
@@ -238,7 +193,7 @@ test('validateParams: kv_cache, cache_refresh and cache_block errors name the fi
   const bd3 = loadModelDir('models/zoo/bd3lm-brown').manifest;
   const f = refusal(bd3, { kvCache: 'dual', blockSize: bd3.block!.size });
   assert.equal(f.field, 'kv_cache');
-  assert.match(f.detail, /bd3lm; the whole-sequence K\/V caches exist for MDLM only/);
+  assert.match(f.detail, /bd3lm; the whole-sequence K\/V caches exist for MDLM and Duo only/);
 });
 
 test('a model.json default kv_cache reaches requests that set none, and yields to remdm', () => {

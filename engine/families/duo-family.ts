@@ -9,7 +9,9 @@ import { DUO_SAMPLERS, isDuoSampler } from '../samplers/duo.js';
 import { checkUniformSamplerFits } from '../samplers/duo-fit.js';
 import { DuoSequence, type WindowedModel } from '../samplers/duo-sequence.js';
 import { latentDim } from '../loopholing.js';
+import { DuoKvWindow } from './duo-kv.js';
 import type { Family } from './family.js';
+import { kvCacheLayout, kvShape } from './kv-past.js';
 
 /** The model facts a windowed (Duo / ReMDM / LDDM) sequence needs, from the manifest. */
 export function windowedModel(m: Manifest): WindowedModel {
@@ -44,7 +46,11 @@ export const duoFamily: Family = {
     }
     checkWindow(params, m);
   },
-  create(id, prompt, params, { manifest, sink }) {
-    return new DuoSequence(id, prompt, params, windowedModel(manifest), sink);
+  // Only to charge kv_cache's per-sequence K/V to the engine's budget: Duo caches no blocks.
+  cacheLayout: kvCacheLayout,
+  create(id, prompt, params, { manifest, sink, cache }) {
+    const mode = params.kvCache ?? 'off';
+    const kv = mode === 'off' ? null : new DuoKvWindow(mode, params, kvShape(manifest), cache);
+    return new DuoSequence(id, prompt, params, windowedModel(manifest), sink, kv);
   },
 };

@@ -5,7 +5,8 @@ import { checkWindow } from './duo-family.js';
 import { maskedFields, requireMaskedSampler } from './masked-model.js';
 import type { Family } from './family.js';
 import { MdlmSequence, type MaskedModel } from './mdlm.js';
-import { KvWindow, kvShape, KV_ROLE } from './mdlm-kv.js';
+import { kvCacheLayout } from './kv-past.js';
+import { KvWindow, kvShape } from './mdlm-kv.js';
 
 export function maskedModel(m: Manifest): MaskedModel {
   return {
@@ -20,11 +21,7 @@ export const mdlmFamily: Family = {
     checkWindow(params, m);
   },
   // Only to charge kv_cache's per-sequence K/V to the engine's budget: MDLM caches no blocks.
-  cacheLayout(m) {
-    if (!m.graphs[KV_ROLE]) return undefined;
-    const s = kvShape(m);
-    return { heads: s.heads, headDim: s.headDim, groups: {} };
-  },
+  cacheLayout: kvCacheLayout,
   create(id, prompt, params, { manifest, sink, cache }) {
     const model = maskedModel(manifest);
     const budget = model.maxLength - Math.min(params.blockSize ?? model.defaultWindow, params.maxTokens);

@@ -19,54 +19,21 @@
 // engine's cache budget (CacheManager.allocate) and freed at the next refresh, the window's end
 // and the sequence's end; when they do not fit, that call's K/V are dropped and the next call
 // is a refresh again (exact, uncached), so an admitted request never fails for the budget.
-import { positionSlice } from '../block-table.js';
 import type { CacheManager } from '../cache-manager.js';
-import { selectPositions } from '../kv-positions.js';
-import type { Manifest } from '../manifest.js';
 import type { GenerationParams, KvCacheMode } from '../protocol.js';
-import { positionsRow, type RowTensor } from '../row-tensor.js';
+import type { RowTensor } from '../row-tensor.js';
 import type { RowCall } from '../sequence.js';
+import { KeptKv, KV_SUB_BLOCK, range, refreshCall, subBlockSteps, type KvShape, type KvSpan } from './kv-past.js';
 import { plannedSteps } from './masked-step.js';
 
-export const KV_ROLE = 'denoiser_kv';
-/** Sub-block length when a request sets no cache_block: Fast-dLLM's 32, a quarter of the default model's 128-token window. */
-export const KV_SUB_BLOCK = 32;
-
-/** Lanes (layers x K/V heads) and head size of the kv graph's past_* / present_* tensors. */
-export interface KvShape {
-  layers: number;
-  heads: number;
-  headDim: number;
-}
-
-export function kvShape(m: Manifest): KvShape {
-  const a = m.architecture;
-  return { layers: a.n_layers, heads: a.n_kv_heads ?? a.n_heads, headDim: a.head_dim };
-}
-
-/** The part of the window a step moves, with its step index and planned steps. */
-export interface KvSpan {
-  from: number;
-  to: number;
-  step: number;
-  steps: number;
-}
-
-interface Past {
-  keys: RowTensor;
-  values: RowTensor;
-  mask: RowTensor;
-  bytes: number;
-}
+export { KV_ROLE, KV_SUB_BLOCK, kvShape, type KvShape, type KvSpan } from './kv-past.js';
 
 type Plan =
   | { kind: 'refresh'; C: number; L: number; keep: number[] }
   | { kind: 'cached'; C: number; from: number; to: number };
 
-const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
-
 export class KvWindow {
-  private past: Past | null = null;
+  private readonly kept: KeptKv;
   /** What the kept past stands for: prefix, the row positions before it; dual, the sub-block it leaves out. */
   private keptTo = -1;
   private keptSub = -1;
@@ -85,9 +52,10 @@ export class KvWindow {
     private readonly params: GenerationParams,
     private readonly shape: KvShape,
     private readonly maskId: number,
-    private readonly pool: CacheManager | null,
+    pool: CacheManager | null,
   ) {
     this.block = params.cacheBlock ?? KV_SUB_BLOCK;
+    this.kept = new KeptKv(shape, pool);
   }
 
   /** A new window: nothing kept carries over (its row is another). */
@@ -108,8 +76,7 @@ export class KvWindow {
   }
 
   private drop(): void {
-    if (this.past && this.pool) this.pool.free(this.past.bytes);
-    this.past = null;
+    this.kept.drop();
   }
 
   /** The call for the window's next step. */
@@ -118,25 +85,25 @@ export class KvWindow {
     const W = canvas.length;
     const row = context.concat(Array.from(canvas));
     const L = row.length;
-    const due = this.past === null || (this.params.cacheRefresh !== undefined && this.since >= this.params.cacheRefresh - 1);
+    const due = this.kept.empty || (this.params.cacheRefresh !== undefined && this.since >= this.params.cacheRefresh - 1);
     if (this.mode === 'prefix') {
       const boundary = C + this.block * Math.floor(leadingDecoded(canvas, this.maskId) / this.block);
       if (due || boundary > this.keptTo) {
         this.plan = { kind: 'refresh', C, L, keep: range(0, boundary) };
-        return this.refreshCall(row, C, W);
+        return refreshCall(this.shape, row, C, W);
       }
       this.plan = { kind: 'cached', C, from: this.keptTo, to: L };
-      return this.cachedCall(row, this.keptTo, L);
+      return this.kept.call(row, this.keptTo, L);
     }
     this.pickSubBlock(canvas);
     const from = C + this.sub.from;
     const to = C + this.sub.to;
     if (due || this.sub.index !== this.keptSub) {
       this.plan = { kind: 'refresh', C, L, keep: range(0, from).concat(range(to, L)) };
-      return this.refreshCall(row, from, to - from);
+      return refreshCall(this.shape, row, from, to - from);
     }
     this.plan = { kind: 'cached', C, from, to };
-    return this.cachedCall(row, from, to);
+    return this.kept.call(row, from, to);
   }
 
   /** dual: the first sub-block that still holds a [MASK], with its share of the window's steps. */
@@ -148,40 +115,8 @@ export class KvWindow {
     const from = index * this.block;
     const to = Math.min(W, from + this.block);
     const n = to - from;
-    // The window's steps split by position, so the sub-blocks' shares add up to the window's.
-    const S = this.params.steps;
-    const share = { ...this.params, steps: Math.max(1, Math.floor((S * to) / W) - Math.floor((S * from) / W)) };
+    const share = { ...this.params, steps: subBlockSteps(this.params.steps, from, to, W) };
     this.sub = { index, from, to, step: 0, steps: plannedSteps(share, n) };
-  }
-
-  /** Every position a query, empty past; logits for row positions [outStart, outStart + outLength). */
-  private refreshCall(row: number[], outStart: number, outLength: number): RowCall {
-    const { layers, heads, headDim } = this.shape;
-    const dims = [layers, heads, 1, headDim];
-    return {
-      role: KV_ROLE,
-      tokens: row,
-      outputStart: outStart,
-      outputLength: outLength,
-      inputs: {
-        positions: positionsRow(0, row.length),
-        past_keys: { type: 'float32', data: new Float32Array(layers * heads * headDim), dims },
-        past_values: { type: 'float32', data: new Float32Array(layers * heads * headDim), dims: [...dims] },
-        past_mask: { type: 'int64', data: new BigInt64Array(1), dims: [1] },
-      },
-      outputs: ['present_keys', 'present_values'],
-    };
-  }
-
-  private cachedCall(row: number[], from: number, to: number): RowCall {
-    const p = this.past!;
-    return {
-      role: KV_ROLE,
-      tokens: row.slice(from, to),
-      outputStart: 0,
-      outputLength: to - from,
-      inputs: { positions: positionsRow(from, to - from), past_keys: p.keys, past_values: p.values, past_mask: p.mask },
-    };
   }
 
   /**
@@ -205,42 +140,11 @@ export class KvWindow {
   }
 
   private keep(plan: Extract<Plan, { kind: 'refresh' }>, extra: Record<string, RowTensor> | undefined): void {
-    const k = extra?.present_keys;
-    const v = extra?.present_values;
-    if (!k || !v) throw new Error(`the ${KV_ROLE} graph returned no present_keys / present_values`);
-    this.drop();
-    const { layers, heads, headDim } = this.shape;
-    const lanes = layers * heads;
-    const P = Math.max(1, plan.keep.length);
-    let keys: Float32Array;
-    let values: Float32Array;
-    if (plan.keep.length === 0) {
-      keys = new Float32Array(lanes * headDim);
-      values = new Float32Array(lanes * headDim);
-    } else if (plan.keep.length === plan.keep[plan.keep.length - 1]! + 1) {
-      // A prefix: one contiguous run, copied straight out of the (batch-padded) row.
-      keys = positionSlice(k, 0, plan.keep.length);
-      values = positionSlice(v, 0, plan.keep.length);
-    } else {
-      const at = { lanes, length: plan.L, headDim };
-      keys = selectPositions(positionSlice(k, 0, plan.L), at, plan.keep);
-      values = selectPositions(positionSlice(v, 0, plan.L), at, plan.keep);
-    }
-    const mask = new BigInt64Array(P).fill(plan.keep.length > 0 ? 1n : 0n);
-    const bytes = keys.byteLength + values.byteLength + mask.byteLength;
-    if (this.pool && !this.pool.allocate(bytes)) {
-      // Over the budget: nothing kept, so the next call is a refresh again (exact, uncached).
+    if (!this.kept.keep(extra, plan.L, plan.keep)) {
       this.keptTo = -1;
       this.keptSub = -1;
       return;
     }
-    const dims = [layers, heads, P, headDim];
-    this.past = {
-      keys: { type: 'float32', data: keys, dims },
-      values: { type: 'float32', data: values, dims: [...dims] },
-      mask: { type: 'int64', data: mask, dims: [P] },
-      bytes,
-    };
     this.keptTo = plan.keep.length;
     this.keptSub = this.sub.index;
   }

@@ -9,7 +9,9 @@ import { SequenceLatent } from '../loopholing.js';
 import type { FinishReason, GenerationParams, Usage } from '../protocol.js';
 import { Rng } from '../rng.js';
 import type { RowTensor } from '../row-tensor.js';
-import type { Next, Sequence, SequenceSink } from '../sequence.js';
+import type { Next, RowCall, Sequence, SequenceSink } from '../sequence.js';
+import type { DuoKvWindow } from '../families/duo-kv.js';
+import type { KvSpan } from '../families/kv-past.js';
 import { maskedStepView, marksOf, type StepView } from '../step-view.js';
 import { DecodeWindow } from './duo-window.js';
 import { duoPlan, duoPrior, duoStep, isDuoSampler } from './duo.js';
@@ -79,20 +81,32 @@ abstract class WindowedSequence implements Sequence {
       this.finishReason = this.window.finish;
       return { kind: 'done' };
     }
+    return { kind: 'call', call: this.call() };
+  }
+
+  /** The row's own inputs besides tokens: sigma when the graph reads it, the carried latent. */
+  protected inputs(): Record<string, RowTensor> {
     const inputs: Record<string, RowTensor> = {};
     if (this.model.readsSigma) inputs.sigma = { type: 'float32', data: Float32Array.of(this.sigma()), dims: [] };
     if (this.latent) inputs.latent_in = { type: 'float32', data: this.latent.data, dims: [this.latent.length, this.latent.dim] };
+    return inputs;
+  }
+
+  /** The plain denoiser over context + canvas. */
+  protected call(): RowCall {
     return {
-      kind: 'call',
-      call: {
-        role: 'denoiser',
-        tokens: [...this.context, ...this.canvas],
-        outputStart: this.context.length,
-        outputLength: this.canvas.length,
-        inputs,
-        ...(this.latent ? { outputs: ['latent_out'] } : {}),
-      },
+      role: 'denoiser',
+      tokens: [...this.context, ...this.canvas],
+      outputStart: this.context.length,
+      outputLength: this.canvas.length,
+      inputs: this.inputs(),
+      ...(this.latent ? { outputs: ['latent_out'] } : {}),
     };
+  }
+
+  /** The logits the step reads from a call's answer; null: ignore the answer (the sequence ended meanwhile). */
+  protected rowsOf(logits: Float32Array, _extra?: Record<string, RowTensor>): Float32Array | null {
+    return logits;
   }
 
   consume(logits: Float32Array, extra?: Record<string, RowTensor>): void {
@@ -105,6 +119,9 @@ abstract class WindowedSequence implements Sequence {
       // The row's slice is padded to the batch's longest row; its own positions come first.
       this.latent.data.set((out.data as Float32Array).subarray(0, this.latent.length * this.latent.dim));
     }
+    const rows = this.rowsOf(logits, extra);
+    if (!rows) return;
+    logits = rows;
     const last = this.denoise(logits);
     this.step++;
     this.stepCount++;
@@ -142,6 +159,8 @@ abstract class WindowedSequence implements Sequence {
   protected abstract initCanvas(length: number): Int32Array;
   /** Run the sampler step on the canvas logits ([canvas, V]); true when the window's last step was taken. */
   protected abstract denoise(logits: Float32Array): boolean;
+  /** A new window's canvas is in place. */
+  protected windowOpened(): void {}
 
   private openWindow(): void {
     const w = this.window.open();
@@ -153,13 +172,65 @@ abstract class WindowedSequence implements Sequence {
       this.latent.dropFront(w.dropped);
       this.latent.resize(w.context.length + w.canvasLength);
     }
+    this.windowOpened();
   }
 }
 
-/** Duo: uniform noise, every position revisable, `steps` calls per window. */
+/**
+ * Duo: uniform noise, every position revisable, `steps` calls per window. With kv_cache
+ * (families/duo-kv.ts) the calls are denoiser_kv calls and, in dual, each step moves one
+ * sub-block of the window on its own schedule.
+ */
 export class DuoSequence extends WindowedSequence {
+  constructor(
+    id: number,
+    prompt: readonly number[],
+    params: GenerationParams,
+    model: WindowedModel,
+    sink: SequenceSink,
+    private readonly kv: DuoKvWindow | null = null,
+  ) {
+    super(id, prompt, params, model, sink);
+    if (kv && this.latent) throw new Error('kv_cache does not carry a loopholing latent');
+  }
+
+  /** The part of the canvas this step moves, at which step of how many. */
+  private at(): KvSpan {
+    const W = this.canvas.length;
+    return this.kv?.span(W, this.step, this.params.steps) ?? { from: 0, to: W, step: this.step, steps: this.params.steps };
+  }
+
   protected sigma(): number {
-    return duoPlan(this.step, this.params.steps, this.model.eps).sigma;
+    const at = this.at();
+    return duoPlan(at.step, at.steps, this.model.eps).sigma;
+  }
+
+  protected override call(): RowCall {
+    return this.kv ? this.kv.call(this.context, this.canvas, this.inputs()) : super.call();
+  }
+
+  protected override rowsOf(logits: Float32Array, extra?: Record<string, RowTensor>): Float32Array | null {
+    return this.kv ? this.kv.take(logits, extra) : logits;
+  }
+
+  protected override windowOpened(): void {
+    this.kv?.open(this.canvas.length);
+  }
+
+  override next(): Next {
+    const n = super.next();
+    if (n.kind === 'done') this.kv?.close();
+    return n;
+  }
+
+  override consume(logits: Float32Array, extra?: Record<string, RowTensor>): void {
+    super.consume(logits, extra);
+    if (this.finishReason) this.kv?.close();
+  }
+
+  override stop(reason: FinishReason): void {
+    super.stop(reason);
+    this.kv?.close();
   }
 
   protected initCanvas(length: number): Int32Array {
@@ -174,9 +245,13 @@ export class DuoSequence extends WindowedSequence {
   protected denoise(logits: Float32Array): boolean {
     const sampler = this.params.sampler;
     if (!isDuoSampler(sampler)) throw new Error(`DuoSequence cannot run sampler '${sampler}'`);
-    const plan = duoPlan(this.step, this.params.steps, this.model.eps);
-    duoStep({ sampler, plan, logits, canvasStart: 0, V: this.model.vocabSize, canvas: this.canvas, x0: this.x0, rng: this.rng });
-    return plan.final;
+    const at = this.at();
+    const plan = duoPlan(at.step, at.steps, this.model.eps);
+    const canvas = this.canvas.subarray(at.from, at.to);
+    duoStep({ sampler, plan, logits, canvasStart: 0, V: this.model.vocabSize, canvas, x0: this.x0, rng: this.rng });
+    this.kv?.stepped();
+    // dual: the window's last step is its last sub-block's.
+    return plan.final && at.to === this.canvas.length;
   }
 }
 

@@ -88,13 +88,24 @@ class BlockDenoiser(torch.nn.Module):
         self.dit = dit
 
     def forward(self, tokens, attention_mask, positions, past_keys, past_values, past_mask):
+        return self.attend(tokens, attention_mask, None, positions, past_keys, past_values, past_mask)
+
+    def attend(self, tokens, attention_mask, sigma, positions, past_keys, past_values, past_mask):
         keys_ok = torch.cat([past_mask, attention_mask], dim=1).float()
         bias = (1.0 - keys_ok)[:, None, None, :] * NEG
         past = [(past_keys[:, i], past_values[:, i]) for i in range(self.dit.cfg.n_layers)]
-        logits, presents = self.dit(tokens, attn_bias=bias, positions=positions, past=past,
+        logits, presents = self.dit(tokens, sigma, attn_bias=bias, positions=positions, past=past,
                                     return_present=True)
         return (logits, torch.stack([k for k, _ in presents], dim=1),
                 torch.stack([v for _, v in presents], dim=1))
+
+
+class TimedBlockDenoiser(BlockDenoiser):
+    """BlockDenoiser for a time-conditioned DiT (Duo): the same contract plus sigma [B], which
+    conditions every position's adaLN, so the keys/values a call returns hold for that sigma."""
+
+    def forward(self, tokens, attention_mask, sigma, positions, past_keys, past_values, past_mask):
+        return self.attend(tokens, attention_mask, sigma, positions, past_keys, past_values, past_mask)
 
 
 def empty_past(dit: DiT, B: int, P: int = 0):

@@ -10,16 +10,18 @@ import os
 import torch
 
 from . import manifest as mf
-from .bd3lm import BlockDenoiser
+from .bd3lm import BlockDenoiser, TimedBlockDenoiser
 from .dit import DiT, DiTConfig, count_params
 from .cli import export_parser
 from .export import OPSET, fp16_initializers, load_ema_run, place_tokenizer, provenance
 
 INPUTS = ['tokens', 'attention_mask', 'positions', 'past_keys', 'past_values', 'past_mask']
+# A time-conditioned DiT's (Duo's) kv graph reads sigma beside them (dlm.export_kv).
+TIMED_INPUTS = INPUTS[:2] + ['sigma'] + INPUTS[2:]
 OUTPUTS = ['logits', 'present_keys', 'present_values']
 
 
-def export_block_graph(dit: DiT, path: str):
+def export_block_graph(dit: DiT, path: str, timed: bool = False):
     c = dit.cfg
     B, Lb, P = 2, 4, 3  # P > 0: a zero-sized example would let the tracer fold the past away
     args = (torch.zeros(B, Lb, dtype=torch.long), torch.ones(B, Lb, dtype=torch.long),
@@ -31,7 +33,12 @@ def export_block_graph(dit: DiT, path: str):
            'past_values': {0: 'batch', 3: 'past'}, 'past_mask': {0: 'batch', 1: 'past'},
            'logits': {0: 'batch', 1: 'block'}, 'present_keys': {0: 'batch', 3: 'block'},
            'present_values': {0: 'batch', 3: 'block'}}
-    torch.onnx.export(BlockDenoiser(dit).eval(), args, path, opset_version=OPSET, input_names=INPUTS,
+    module, names = BlockDenoiser(dit), INPUTS
+    if timed:
+        module, names = TimedBlockDenoiser(dit), TIMED_INPUTS
+        args = args[:2] + (torch.full((B,), 0.5),) + args[2:]
+        dyn['sigma'] = {0: 'batch'}
+    torch.onnx.export(module.eval(), args, path, opset_version=OPSET, input_names=names,
                       output_names=OUTPUTS, dynamic_axes=dyn)
 
 

@@ -1,4 +1,4 @@
-"""Adds the `denoiser_kv` graph to a whole-sequence MDLM model directory, from its own
+"""Adds the `denoiser_kv` graph to a whole-sequence MDLM or Duo model directory, from its own
 denoiser.onnx, so rerunning it after new weights land in denoiser.onnx is one command:
 
   python -m dlm.export_kv --model models/zoo/default
@@ -9,6 +9,11 @@ every other position (`past_*`, rotary applied, `past_mask` 0 for padded slots) 
 and return their logits and their own keys/values (`present_*`). Attention does not care about
 the order of its keys, so with an empty past and every position as a query it is the plain
 denoiser; with a past computed from other tokens it is Fast-dLLM's approximate cache.
+
+A Duo model's denoiser reads `sigma` (its adaLN conditions every position on the noise level), so
+its kv graph reads it too, and the keys/values it returns hold for that sigma only: a cache kept
+across Duo steps is stale in sigma as well as in tokens (docs/approx-cache.md says what the engine
+keeps). Models with a loopholing latent (LDDM, LDDM-U) are not built here.
 
 The weights are not stored twice: every initializer of denoiser_kv.onnx that also sits, byte for
 byte, inside denoiser.onnx (a protobuf stores a tensor's raw bytes contiguously) is ONNX external
@@ -30,7 +35,8 @@ from onnx.external_data_helper import set_external_data
 from .bd3lm import BlockDenoiser
 from .dit import DiT, DiTConfig
 from .export import MdlmDenoiser, export_graph, fp16_initializers
-from .export_bd3lm import INPUTS, OUTPUTS, export_block_graph
+from .export_bd3lm import INPUTS, OUTPUTS, TIMED_INPUTS, export_block_graph
+from .export_uniform import export_graph as export_uniform_graph
 
 ROLE = 'denoiser_kv'
 FILE = 'denoiser_kv.onnx'
@@ -67,7 +73,28 @@ def _weight_uses(m: onnx.ModelProto) -> dict:
     return uses
 
 
-def _uses_to_params(cfg: DiTConfig) -> dict:
+def kind_of(man: dict) -> str:
+    """'mdlm' (plain DiT, no time input) or 'duo' (DiT reading sigma); anything else is refused."""
+    if man.get('loopholing'):
+        raise SystemExit(f"{man['name']}: carries a loopholing latent; the kv graph is built for MDLM's plain DiT "
+                         "denoiser and Duo's sigma-conditioned one only")
+    if man['family'] == 'mdlm' and not man.get('time_conditioning'):
+        return 'mdlm'
+    if man['family'] == 'duo' and 'sigma' in man['graphs']['denoiser']['inputs']:
+        return 'duo'
+    raise SystemExit(f"{man['name']}: the kv graph is built for MDLM's plain DiT denoiser and Duo's "
+                     "sigma-conditioned one only")
+
+
+def export_probe(kind: str, dit: DiT, path: str) -> None:
+    """Exports `dit` as a model of this kind's denoiser.onnx is exported (same tracer, same names)."""
+    if kind == 'duo':
+        export_uniform_graph('duo', dit, dit.cfg, path)
+    else:
+        export_graph(MdlmDenoiser(dit).eval(), path)
+
+
+def _uses_to_params(cfg: DiTConfig, kind: str = 'mdlm') -> dict:
     """Which parameter (and whether transposed) each weight use of an exported denoiser reads.
 
     The tracer renames some weights (onnx::MatMul_N holds a Linear's weight transposed) and
@@ -81,7 +108,7 @@ def _uses_to_params(cfg: DiTConfig) -> dict:
             p.normal_()
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, 'probe.onnx')
-        export_graph(MdlmDenoiser(probe).eval(), path)
+        export_probe(kind, probe, path)
         uses = _weight_uses(onnx.load(path))
     params = {n: p.detach().numpy() for n, p in probe.named_parameters()}
     out = {}
@@ -100,10 +127,10 @@ def _uses_to_params(cfg: DiTConfig) -> dict:
     return out
 
 
-def dit_from_denoiser(graph_path: str, cfg: DiTConfig) -> DiT:
+def dit_from_denoiser(graph_path: str, cfg: DiTConfig, kind: str = 'mdlm') -> DiT:
     """The DiT whose export is `graph_path` (fp16-stored weights come back as the fp32 values the
     graph computes with), so a new graph can be built from a model directory alone."""
-    where = _uses_to_params(cfg)
+    where = _uses_to_params(cfg, kind)
     sd = {}
     for key, init in _weight_uses(onnx.load(graph_path)).items():
         if key not in where:
@@ -154,19 +181,18 @@ def export_kv(model_dir: str) -> dict:
     """Writes denoiser_kv.onnx next to denoiser.onnx and lists it in model.json."""
     man_path = os.path.join(model_dir, 'model.json')
     man = json.load(open(man_path))
-    if man['family'] != 'mdlm' or man.get('time_conditioning') or man.get('loopholing'):
-        raise SystemExit(f"{model_dir}: the kv graph is built for MDLM's plain DiT denoiser")
+    kind = kind_of(man)
     src_file = man['graphs']['denoiser']['file']
     src = os.path.join(model_dir, src_file)
     cfg = config_from_manifest(man)
-    dit = dit_from_denoiser(src, cfg)
+    dit = dit_from_denoiser(src, cfg, kind)
     fp16 = any(i.name.endswith('__fp16') for i in onnx.load(src).graph.initializer)
     out = os.path.join(model_dir, FILE)
-    export_block_graph(dit, out)
+    export_block_graph(dit, out, timed=kind == 'duo')
     if fp16:  # the weights are already fp16 values, so these are the bytes denoiser.onnx holds
         fp16_initializers(out)
     sizes = share_weights(out, src)
-    man['graphs'][ROLE] = {'file': FILE, 'inputs': INPUTS, 'outputs': OUTPUTS,
+    man['graphs'][ROLE] = {'file': FILE, 'inputs': TIMED_INPUTS if kind == 'duo' else INPUTS, 'outputs': OUTPUTS,
                            'weights_from': {'file': src_file, 'sha256': sha256(src)}}
     with open(man_path, 'w') as f:
         json.dump(man, f, indent=2)
@@ -176,7 +202,7 @@ def export_kv(model_dir: str) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--model', required=True, help='MDLM model directory (model.json, denoiser.onnx)')
+    ap.add_argument('--model', required=True, help='MDLM or Duo model directory (model.json, denoiser.onnx)')
     a = ap.parse_args(argv)
     print(json.dumps(export_kv(a.model)))
 
