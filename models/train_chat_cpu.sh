@@ -3,7 +3,8 @@
 # default's PyTorch weights from its ONNX initializers, encode the instruction data and Brown +
 # KJV with the default's own tokenizer (the fine-tune keeps it), then LLaDA-style SFT mixed with
 # plain-text MDLM batches (models/dlm/sft.py), niced, resumable (run it again with RESUME=1).
-#   bash models/train_chat_cpu.sh MINUTES [OUT]     (after models/setup.sh)
+#   bash models/train_chat_cpu.sh MINUTES [OUT]     (after models/setup.sh; env THREADS=2, NICE=10:
+#   on a CPU shared with other jobs one thread at nice 0 trains faster than two niced ones)
 # Writes OUT (default .work/runs/chat)/{ckpt.pt,ema.pt,results.json,train.log}; export with
 #   (cd models && python3 -m dlm.export --run ../OUT --tokenizer zoo/default/tokenizer.json \
 #      --out DIR --name dlm-default --fp16-weights --chat-template data/chat_template.json)
@@ -29,7 +30,7 @@ fi
 [ -f .work/chat/train.bin ] || node models/tools/encode_chat.mjs --tokenizer "$TOK" \
   --template models/data/chat_template.json --input .work/chat/train.jsonl --out .work/chat/train
 mkdir -p "$OUT"
-(cd models && nice -n 10 "$PY" -m dlm.sft --init ../.work/runs/default-recovered --chat ../.work/chat/train \
+(cd models && nice -n "${NICE:-10}" "$PY" -m dlm.sft --init ../.work/runs/default-recovered --chat ../.work/chat/train \
    --text ../.work/tok-default --out "../$OUT" --minutes "$MIN" --lr 1.5e-4 --ema 0.99 --sft-batch 16 \
    --text-batch 4 --text-every 2 --canvas-max 64 --pad-weight 0.1 --dev 64 --val-windows 16 --eval-minutes 20 \
-   --ckpt-minutes 10 --warmup-minutes 3 --threads 2 $BF16 ${RESUME:+--resume})
+   --ckpt-minutes 10 --warmup-minutes 3 --threads "${THREADS:-2}" $BF16 ${RESUME:+--resume})
