@@ -12,8 +12,7 @@ import { modelInfo } from '../engine/core.js';
 import { loadModelDir, type Manifest } from '../engine/manifest.js';
 import type { GenerationParams } from '../engine/protocol.js';
 import { validateParams } from '../engine/validate.js';
-import { SettingsError } from '../engine/errors.js';
-import { cancelGivesKvBack, KvCore } from './helpers/kv-core.js';
+import { cancelGivesKvBack, KvCore, refusal as refusalOf, runsUncachedOverBudget } from './helpers/kv-core.js';
 import { serveWithClient } from './helpers/openai.js';
 import { waitIdle, type Served } from './helpers/served.js';
 
@@ -82,30 +81,9 @@ test('duo-brown: approximate modes decode real tokens with off\'s calls, read th
 
 test('duo-brown: a cancel gives the K/V back; the others go on', () => cancelGivesKvBack(duo, PROMPT, params));
 
-test('duo-brown: K/V over the budget: the request runs uncached (exact) and finishes', async () => {
-  const small = await KvCore.open(DUO, { cacheBudgetBytes: 1024 });
-  try {
-    const off = await small.run(PROMPT, params({ maxTokens: 70 })).result;
-    const d = await small.run(PROMPT, params({ maxTokens: 70, kvCache: 'dual' })).result;
-    const p = await small.run(PROMPT, params({ maxTokens: 70, kvCache: 'prefix' })).result;
-    assert.equal(d.tokens.length, 70);
-    assert.deepEqual(p.tokens, off.tokens, 'nothing fits: every prefix call is a refresh, which is exact');
-    assert.ok(small.stats.every((s) => s.cacheBytes === 0), 'never over its budget');
-    assert.ok((small.stats.at(-1)!.kvFallbacksTotal ?? 0) > 0, 'the fallbacks are counted');
-  } finally {
-    await small.core.close();
-  }
-});
+test('duo-brown: K/V over the budget: the request runs uncached (exact) and finishes', async () => { await runsUncachedOverBudget(DUO, 1024, PROMPT, params); });
 
-function refusal(m: Manifest, p: Partial<GenerationParams>, precision = 'fp32'): SettingsError {
-  try {
-    validateParams(modelInfo(m, 'cpu', precision), params(p));
-  } catch (err) {
-    if (err instanceof SettingsError) return err;
-    throw err;
-  }
-  throw new Error(`accepted ${JSON.stringify(p)}`);
-}
+const refusal = (m: Manifest, p: Partial<GenerationParams>, precision = 'fp32') => refusalOf(m, params(p), precision);
 
 test('validateParams on Duo models: kv_cache served with a denoiser_kv graph in fp32, refused naming the field otherwise', () => {
   const m = loadModelDir(DUO).manifest;

@@ -17,10 +17,9 @@ import { modelInfo } from '../engine/core.js';
 import { loadModelDir, type Manifest } from '../engine/manifest.js';
 import type { GenerationParams } from '../engine/protocol.js';
 import { validateParams } from '../engine/validate.js';
-import { SettingsError } from '../engine/errors.js';
 import { resolveParams } from '../server/settings.js';
 import { serveWithClient } from './helpers/openai.js';
-import { cancelGivesKvBack, KvCore as Core } from './helpers/kv-core.js';
+import { cancelGivesKvBack, KvCore as Core, refusal as refusalOf, runsUncachedOverBudget } from './helpers/kv-core.js';
 import { waitIdle, type Served } from './helpers/served.js';
 
 const TINY = 'models/zoo/tiny-mdlm';
@@ -95,21 +94,9 @@ test('tiny-mdlm: cache_block sets the sub-block: prefix refreshed every call = o
 test('tiny-mdlm: a cancel gives the K/V back; the others go on', () => cancelGivesKvBack(tiny, PROMPT, params));
 
 test('tiny-mdlm: K/V over the budget: the request runs uncached (exact) and finishes', async () => {
-  const small = await Core.open(TINY, { cacheBudgetBytes: 4096 });
-  try {
-    const off = await small.run(PROMPT, params({ maxTokens: 70 })).result;
-    const r = await small.run(PROMPT, params({ maxTokens: 70, kvCache: 'dual' })).result;
-    const p = await small.run(PROMPT, params({ maxTokens: 70, kvCache: 'prefix' })).result;
-    assert.equal(r.done.reason, 'length');
-    assert.equal(r.tokens.length, 70);
-    // Nothing fits: every prefix call is a refresh, which is exact.
-    assert.deepEqual(p.tokens, off.tokens);
-    assert.ok(small.stats.every((s) => s.cacheBytes === 0), 'never over its budget');
-    assert.ok((small.stats.at(-1)!.kvFallbacksTotal ?? 0) > 0, 'the fallbacks are counted in the pushed stats');
-    assert.equal(tiny.stats.at(-1)!.kvFallbacksTotal, 0, 'none under the default budget');
-  } finally {
-    await small.core.close();
-  }
+  const { dual } = await runsUncachedOverBudget(TINY, 4096, PROMPT, params);
+  assert.equal(dual.done.reason, 'length');
+  assert.equal(tiny.stats.at(-1)!.kvFallbacksTotal, 0, 'none under the default budget');
 });
 
 test('default model: prefix refreshed at every call gives off\'s tokens; dual decodes', async () => {
@@ -127,15 +114,7 @@ test('default model: prefix refreshed at every call gives off\'s tokens; dual de
   }
 });
 
-function refusal(m: Manifest, p: Partial<GenerationParams>, precision = 'fp32'): SettingsError {
-  try {
-    validateParams(modelInfo(m, 'cpu', precision), params(p));
-  } catch (err) {
-    if (err instanceof SettingsError) return err;
-    throw err;
-  }
-  throw new Error(`accepted ${JSON.stringify(p)}`);
-}
+const refusal = (m: Manifest, p: Partial<GenerationParams>, precision = 'fp32') => refusalOf(m, params(p), precision);
 
 test('tiny-mdlm: dual drafts come from the current sub-block\'s logits, and are -1 outside it', async () => {
   // Greedy ddpm_cache: a step that decodes nothing is followed by a local step on the same

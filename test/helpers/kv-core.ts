@@ -1,7 +1,10 @@
 // EngineCore in this process for the kv_cache tests (test/kv-cache*.test.ts): each request's
 // committed tokens and done message, every step message, and the stats pushed after every tick
 // (the pool's bytes among them).
-import { EngineCore } from '../../engine/core.js';
+import { EngineCore, modelInfo } from '../../engine/core.js';
+import { SettingsError } from '../../engine/errors.js';
+import type { Manifest } from '../../engine/manifest.js';
+import { validateParams } from '../../engine/validate.js';
 import assert from 'node:assert/strict';
 import type { DoneMsg, GenerationParams, StatsMsg, StepMsg } from '../../engine/protocol.js';
 
@@ -53,4 +56,35 @@ export async function cancelGivesKvBack(c: KvCore, prompt: number[], params: (p:
   assert.equal(rb.done.reason, 'length');
   assert.equal(rb.tokens.length, 60);
   assert.equal(c.lastBytes, 0);
+}
+
+/** The SettingsError validateParams raises for these settings on this manifest (fails if it accepts them). */
+export function refusal(m: Manifest, p: GenerationParams, precision = 'fp32'): SettingsError {
+  try {
+    validateParams(modelInfo(m, 'cpu', precision), p);
+  } catch (err) {
+    if (err instanceof SettingsError) return err;
+    throw err;
+  }
+  throw new Error(`accepted ${JSON.stringify(p)}`);
+}
+
+/**
+ * On an engine whose cache budget holds no row's K/V: dual still gives every token, prefix
+ * gives off's (every call is a refresh, which is exact), nothing is ever held, fallbacks counted.
+ */
+export async function runsUncachedOverBudget(modelDir: string, cacheBudgetBytes: number, prompt: number[], params: (p: Partial<GenerationParams>) => GenerationParams): Promise<{ dual: Outcome }> {
+  const small = await KvCore.open(modelDir, { cacheBudgetBytes });
+  try {
+    const off = await small.run(prompt, params({ maxTokens: 70 })).result;
+    const dual = await small.run(prompt, params({ maxTokens: 70, kvCache: 'dual' })).result;
+    const p = await small.run(prompt, params({ maxTokens: 70, kvCache: 'prefix' })).result;
+    assert.equal(dual.tokens.length, 70);
+    assert.deepEqual(p.tokens, off.tokens, 'nothing fits: every prefix call is a refresh, which is exact');
+    assert.ok(small.stats.every((s) => s.cacheBytes === 0), 'never over its budget');
+    assert.ok((small.stats.at(-1)!.kvFallbacksTotal ?? 0) > 0, 'the fallbacks are counted in the pushed stats');
+    return { dual };
+  } finally {
+    await small.core.close();
+  }
 }
