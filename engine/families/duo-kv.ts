@@ -21,7 +21,7 @@ import type { CacheManager } from '../cache-manager.js';
 import type { GenerationParams, KvCacheMode } from '../protocol.js';
 import type { RowTensor } from '../row-tensor.js';
 import type { RowCall } from '../sequence.js';
-import { KeptKv, KV_SUB_BLOCK, range, refreshCall, subBlockSteps, type KvShape, type KvSpan } from './kv-past.js';
+import { KeptKv, range, refreshCall, refreshDue, subBlockLength, subBlockSteps, type KvShape, type KvSpan } from './kv-past.js';
 
 export class DuoKvWindow {
   private readonly kept: KeptKv;
@@ -51,7 +51,7 @@ export class DuoKvWindow {
   }
 
   private enter(index: number): void {
-    const block = this.params.cacheBlock ?? KV_SUB_BLOCK;
+    const block = subBlockLength(this.params);
     const from = index * block;
     const to = Math.min(this.W, from + block);
     this.sub = { index, from, to, step: 0, steps: subBlockSteps(this.params.steps, from, to, this.W) };
@@ -68,7 +68,7 @@ export class DuoKvWindow {
     const C = context.length;
     const row = context.concat(Array.from(canvas));
     const L = row.length;
-    const due = this.kept.empty || (this.params.cacheRefresh !== undefined && this.since >= this.params.cacheRefresh - 1);
+    const due = refreshDue(this.kept, this.params, this.since);
     if (this.mode === 'prefix') {
       if (due) {
         this.plan = { kind: 'refresh', L, keep: range(0, C) };

@@ -12,6 +12,7 @@ import { selectPositions } from '../kv-positions.js';
 import type { Manifest } from '../manifest.js';
 import { positionsRow, type RowTensor } from '../row-tensor.js';
 import type { RowCall } from '../sequence.js';
+import type { GenerationParams } from '../protocol.js';
 
 export const KV_ROLE = 'denoiser_kv';
 /** Sub-block length: Fast-dLLM's 32, a quarter of the default model's 128-token window. */
@@ -48,6 +49,13 @@ export function kvCacheLayout(m: Manifest): CacheLayout | undefined {
 export function subBlockSteps(steps: number, from: number, to: number, W: number): number {
   return Math.max(1, Math.floor((steps * to) / W) - Math.floor((steps * from) / W));
 }
+
+/** The sub-block length a request decodes in: its cache_block, else KV_SUB_BLOCK. */
+export const subBlockLength = (p: GenerationParams): number => p.cacheBlock ?? KV_SUB_BLOCK;
+
+/** Whether the next call must refresh: nothing is kept, or cache_refresh calls have passed since the last refresh. */
+export const refreshDue = (kept: KeptKv, p: GenerationParams, since: number): boolean =>
+  kept.empty || (p.cacheRefresh !== undefined && since >= p.cacheRefresh - 1);
 
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 

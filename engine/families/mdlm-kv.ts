@@ -23,7 +23,7 @@ import type { CacheManager } from '../cache-manager.js';
 import type { GenerationParams, KvCacheMode } from '../protocol.js';
 import type { RowTensor } from '../row-tensor.js';
 import type { RowCall } from '../sequence.js';
-import { KeptKv, KV_SUB_BLOCK, range, refreshCall, subBlockSteps, type KvShape, type KvSpan } from './kv-past.js';
+import { KeptKv, range, refreshCall, refreshDue, subBlockLength, subBlockSteps, type KvShape, type KvSpan } from './kv-past.js';
 import { plannedSteps } from './masked-step.js';
 
 export { KV_ROLE, KV_SUB_BLOCK, kvShape, type KvShape, type KvSpan } from './kv-past.js';
@@ -54,7 +54,7 @@ export class KvWindow {
     private readonly maskId: number,
     pool: CacheManager | null,
   ) {
-    this.block = params.cacheBlock ?? KV_SUB_BLOCK;
+    this.block = subBlockLength(params);
     this.kept = new KeptKv(shape, pool);
   }
 
@@ -85,7 +85,7 @@ export class KvWindow {
     const W = canvas.length;
     const row = context.concat(Array.from(canvas));
     const L = row.length;
-    const due = this.kept.empty || (this.params.cacheRefresh !== undefined && this.since >= this.params.cacheRefresh - 1);
+    const due = refreshDue(this.kept, this.params, this.since);
     if (this.mode === 'prefix') {
       const boundary = C + this.block * Math.floor(leadingDecoded(canvas, this.maskId) / this.block);
       if (due || boundary > this.keptTo) {
