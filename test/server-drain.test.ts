@@ -30,15 +30,24 @@ async function openWs(base: string): Promise<WsRun> {
   const ws = new WebSocket(`${base.replace('http', 'ws')}/v1/ws`);
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
   const frames: Record<string, unknown>[] = [];
-  const waiters: { type: string; id: string; resolve(f: Record<string, unknown>): void }[] = [];
+  const waiters: { type: string; id: string; resolve(f: Record<string, unknown>): void; reject(e: Error): void }[] = [];
+  let closed = false;
+  const missing = (type: string, id: string) => new Error(`the socket closed without a ${type} frame for ${id}; frames: ${JSON.stringify(frames.filter((f) => f.type !== 'delta'))}`);
   const run: WsRun = {
     text: '',
     frames,
-    closeCode: new Promise((resolve) => ws.once('close', (code) => resolve(code))),
+    closeCode: new Promise((resolve) => ws.once('close', (code) => {
+      closed = true;
+      // A frame that never comes is a failure that names it, not a promise left pending.
+      for (const w of waiters.splice(0)) w.reject(missing(w.type, w.id));
+      resolve(code);
+    })),
     send: (f) => ws.send(JSON.stringify(f)),
     next: (type, id) => {
       const seen = frames.find((f) => f.type === type && f.id === id);
-      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ type, id, resolve }));
+      if (seen) return Promise.resolve(seen);
+      if (closed) return Promise.reject(missing(type, id));
+      return new Promise((resolve, reject) => waiters.push({ type, id, resolve, reject }));
     },
   };
   ws.on('message', (data) => {
@@ -151,10 +160,13 @@ test('drain: past --drain-seconds what still runs ends with finish_reason abort 
   const server = new SpawnedServer(await freePort(), ['--max-batch', '1', '--drain-seconds', '1'], true);
   await server.start();
   try {
-    const ws = await openWs(server.base);
-    ws.send(LONG_WS);
     const json = fetch(`${server.base}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...LONG, n: 8 }) });
     const sse = sseBody(server.base, { ...LONG, n: 8 });
+    await untilLive(server.base, 16);
+    // Admitted last, so sixteen long choices run ahead of it: sent first, it could run first and
+    // finish whole inside the 1 s drain on a fast machine, and then no drain_timeout is its due.
+    const ws = await openWs(server.base);
+    ws.send(LONG_WS);
     await untilLive(server.base, 17);
 
     const signalled = Date.now();
