@@ -58,7 +58,7 @@ for s in ('train', 'val'):
 `], join(REPO, 'models'));
   // No EMA and no text batches: the point is a model that has learnt these two answers.
   run('/usr/bin/python3', ['-m', 'dlm.sft', '--family', 'e2d2', '--init', join(tmp, 'init'), '--chat', join(tmp, 'chat'),
-    '--text', text, '--out', join(tmp, 'run'), '--minutes', '10', '--max-steps', '250', '--lr', '1e-3', '--ema', '0',
+    '--text', text, '--out', join(tmp, 'run'), '--minutes', '10', '--max-steps', '600', '--lr', '1e-3', '--ema', '0',
     '--warmup-minutes', '0', '--sft-batch', '2', '--text-every', '1000000', '--text-batch', '2', '--text-seq', '32',
     '--dev', '1', '--val-windows', '2', '--threads', '1', '--eval-minutes', '100', '--ckpt-minutes', '100'], join(REPO, 'models'));
   run('/usr/bin/python3', ['-m', 'dlm.e2d2_export', '--run', join(tmp, 'run'), '--tokenizer', join(text, 'tokenizer.json'),
